@@ -1,0 +1,33 @@
+# setretrieval: `make demo` runs the main job, `make test` the test suite.
+# Both create the virtual environment in $(VENV) and install the project on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_DIR ?= runs/demo
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: demo test install clean-demo
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Synthetic data -> shards -> train CST -> evaluate on test -> print the table.
+demo: $(VENV)/.installed
+	$(BIN)/python -m tfrecords_builder --flagfile=experiments/build/synthetic.flags \
+	    --output_dir=$(DEMO_DIR)/data --overwrite
+	$(BIN)/python train_main.py --flagfile=experiments/synthetic/cst.flags \
+	    --data_dir=$(DEMO_DIR)/data --model_dir=$(DEMO_DIR)/cst --verbose=2
+	$(BIN)/python eval_main.py --flagfile=experiments/synthetic/cst.flags \
+	    --data_dir=$(DEMO_DIR)/data --model_dir=$(DEMO_DIR)/cst --split=test
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest -q
+
+clean-demo:
+	rm -rf $(DEMO_DIR)

@@ -1,0 +1,1 @@
+"""absl flag definitions shared by the entry points (import as `from flags import x_flags`)."""

@@ -1,0 +1,51 @@
+"""Flags of `python -m tfrecords_builder`."""
+
+from __future__ import annotations
+
+from absl import flags
+
+from tfrecords_builder import config as config_lib
+from tfrecords_builder.sources import synthetic
+
+SOURCE = flags.DEFINE_string("source", "synthetic",
+                             "Raw layout: generic | reference_pickles | synthetic.")
+INPUT = flags.DEFINE_string("input", "", "Source input: sets.jsonl or its folder, or the "
+                            "folder of reference pickles.")
+FEATURES = flags.DEFINE_string("features", "", "Features .npz of the generic source "
+                               "(default: features.npz or the only .npz beside sets.jsonl).")
+OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Folder to write shards into.")
+NUM_SHARDS = flags.DEFINE_integer("num_shards", 4, "Shards per split.")
+OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output_dir.")
+SPLIT_SEED = flags.DEFINE_integer("split_seed", 0, "Seed of the 70/15/15 split of sets "
+                                  "that have no split field.")
+L2_NORMALIZE = flags.DEFINE_bool("l2_normalize", True, "L2-normalise item features.")
+MIN_SET_SIZE = flags.DEFINE_integer("min_set_size", 2, "Skip (and count) smaller sets.")
+
+_DEFAULT = synthetic.SyntheticConfig()
+SYN_NUM_SETS = flags.DEFINE_integer("synthetic_num_sets", _DEFAULT.num_sets, "Synthetic: sets.")
+SYN_CATEGORIES = flags.DEFINE_integer("synthetic_num_categories", _DEFAULT.num_categories,
+                                      "Synthetic: categories K.")
+SYN_DIM = flags.DEFINE_integer("synthetic_feature_dim", _DEFAULT.feature_dim,
+                               "Synthetic: feature dimension D.")
+SYN_MIN_ITEMS = flags.DEFINE_integer("synthetic_min_items", _DEFAULT.min_items,
+                                     "Synthetic: smallest set.")
+SYN_MAX_ITEMS = flags.DEFINE_integer("synthetic_max_items", _DEFAULT.max_items,
+                                     "Synthetic: largest set.")
+SYN_NOISE = flags.DEFINE_float("synthetic_noise_scale", _DEFAULT.noise_scale,
+                               "Synthetic: item noise scale.")
+SYN_SEED = flags.DEFINE_integer("synthetic_seed", _DEFAULT.seed, "Synthetic: generator seed.")
+
+
+def builder_config_from_flags() -> config_lib.BuilderConfig:
+  """Converts the parsed flags into a validated BuilderConfig."""
+  config = config_lib.BuilderConfig(
+      source=SOURCE.value, input=INPUT.value, features=FEATURES.value,
+      output_dir=OUTPUT_DIR.value or "", num_shards=NUM_SHARDS.value,
+      overwrite=OVERWRITE.value, seed=SPLIT_SEED.value, l2_normalize=L2_NORMALIZE.value,
+      min_set_size=MIN_SET_SIZE.value,
+      synthetic=synthetic.SyntheticConfig(
+          num_sets=SYN_NUM_SETS.value, num_categories=SYN_CATEGORIES.value,
+          feature_dim=SYN_DIM.value, min_items=SYN_MIN_ITEMS.value,
+          max_items=SYN_MAX_ITEMS.value, noise_scale=SYN_NOISE.value, seed=SYN_SEED.value))
+  config.validate()
+  return config

@@ -1,0 +1,1 @@
+"""Keras models, losses, metrics, input pipeline, training and evaluation for set retrieval."""

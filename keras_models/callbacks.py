@@ -1,0 +1,98 @@
+"""Training callbacks: TPaNeg curriculum, full-gallery validation with best weights, LR log."""
+
+from __future__ import annotations
+
+import os
+
+from absl import logging
+import keras
+import numpy as np
+
+from keras_models import evaluator as evaluator_lib
+from keras_models.losses import tpaneg
+
+VAL_PREFIX = "val_"
+LOGGED = ("micro/top_5_percent", "micro/top_10_percent", "micro/top_20_percent", "micro/mrr",
+          "micro/median_percentile_rank", "macro/top_10_percent")
+
+
+class GammaCurriculum(keras.callbacks.Callback):
+  """Sets the trainer's T_gamma variable at the start of every epoch.
+
+  T_gamma(e) = start + (end - start) * e / curriculum_epochs for e < curriculum_epochs,
+  then end. It lives in a variable: a Python float would be frozen into the traced step.
+  """
+
+  def __init__(self, gamma_start: float, gamma_end: float, curriculum_epochs: int):
+    super().__init__()
+    self.gamma_start, self.gamma_end = gamma_start, gamma_end
+    self.curriculum_epochs = curriculum_epochs
+
+  def on_epoch_begin(self, epoch, logs=None):
+    value = float(tpaneg.curriculum_gamma(epoch, self.gamma_start, self.gamma_end,
+                                          self.curriculum_epochs))
+    self.model.tpaneg_gamma.assign(value)
+
+  def on_epoch_end(self, epoch, logs=None):
+    if logs is not None:
+      logs["tpaneg/gamma"] = float(np.asarray(self.model.tpaneg_gamma.numpy()))
+
+
+class RetrievalValidation(keras.callbacks.Callback):
+  """Ranks the full validation gallery after each epoch and keeps the best weights.
+
+  Adds `val_<metric>` entries (micro averages `val_top_{5,10,20}_percent`, `val_mrr`,
+  `val_median_percentile_rank`, and `val_macro_top_10_percent`) to the epoch logs, so EarlyStopping, ReduceLROnPlateau, CSVLogger and TensorBoard placed
+  after this callback see them. Saves `best.weights.h5` of the encoder atomically when
+  `monitor` improves (mode max).
+  """
+
+  def __init__(self, evaluator: evaluator_lib.Evaluator, encoder: keras.Model, best_path: str,
+               monitor: str = "val_top_10_percent", is_chief: bool = True):
+    super().__init__()
+    self.evaluator, self.encoder = evaluator, encoder
+    self.best_path, self.monitor = best_path, monitor
+    self.is_chief = is_chief
+    self.best = -np.inf
+    self.best_epoch = -1
+
+  def on_epoch_end(self, epoch, logs=None):
+    summary, _, _ = self.evaluator.evaluate(self.encoder)
+    values = {}
+    for key in LOGGED:
+      scope, name = key.split("/", 1)
+      prefix = VAL_PREFIX if scope == "micro" else VAL_PREFIX + "macro_"
+      values[prefix + name] = float(summary[key])
+    if logs is not None:
+      logs.update(values)
+    current = values[self.monitor]
+    if current > self.best:
+      self.best, self.best_epoch = current, epoch
+      if self.is_chief:
+        save_weights_atomically(self.encoder, self.best_path)
+    logging.info("epoch %d: %s = %.4f (best %.4f at epoch %d)", epoch + 1, self.monitor,
+                 current, self.best, self.best_epoch + 1)
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+  """Adds the optimizer's current learning rate to the epoch logs."""
+
+  def on_epoch_end(self, epoch, logs=None):
+    if logs is not None:
+      optimizer = self.model.optimizer
+      rate = optimizer.learning_rate
+      if callable(rate):
+        rate = rate(optimizer.iterations)
+      logs["learning_rate"] = float(np.asarray(keras.ops.convert_to_numpy(rate)))
+
+
+def save_weights_atomically(model: keras.Model, path: str) -> None:
+  """Writes `model.save_weights` to a temporary `.weights.h5` name, then renames."""
+  folder, name = os.path.split(path)
+  temp_path = os.path.join(folder, f".tmp-{os.getpid()}-{name}")
+  try:
+    model.save_weights(temp_path)
+    os.replace(temp_path, path)
+  finally:
+    if os.path.exists(temp_path):
+      os.remove(temp_path)

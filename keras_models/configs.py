@@ -1,0 +1,151 @@
+"""Frozen, validated configurations of models, losses, training and evaluation.
+
+Entry points convert flags into these (flags/*_flags.py); library code only sees configs,
+so tests can build them directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+STRATEGIES = ("mirrored", "default", "multi_worker")
+LR_SCHEDULES = ("constant", "cosine")
+GALLERIES = ("targets", "items")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """Architecture of the set-retrieval model."""
+
+  model: str = "cst"
+  hidden_dim: int = 256
+  num_layers: int = 2
+  num_heads: int = 2
+  dropout_rate: float = 0.1
+  trainable_seeds: bool = False
+
+  def validate(self) -> None:
+    from keras_models.models import registry  # pylint: disable=g-import-not-at-top
+    registry.get_model_class(self.model)
+    if self.hidden_dim < 1 or self.num_layers < 1 or self.num_heads < 1:
+      raise ValueError("hidden_dim, num_layers and num_heads must be >= 1")
+    if self.hidden_dim % self.num_heads:
+      raise ValueError(f"hidden_dim ({self.hidden_dim}) must be divisible by num_heads "
+                       f"({self.num_heads})")
+    if not 0.0 <= self.dropout_rate < 1.0:
+      raise ValueError(f"dropout_rate must be in [0, 1), got {self.dropout_rate}")
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+  """Which loss terms are on, and their weights and thresholds."""
+
+  temperature: float = 0.1
+  use_cycle_loss: bool = False
+  cycle_lambda: float = 0.2
+  use_tpaneg: bool = False
+  candidate_neg_num: int = 100
+  tpaneg_gamma_start: float = 0.5
+  tpaneg_gamma_end: float = 0.8
+  tpaneg_curriculum_epochs: int = 100
+  tpaneg_epsilon: float = 0.2
+
+  def validate(self) -> None:
+    if self.temperature <= 0:
+      raise ValueError(f"temperature must be > 0, got {self.temperature}")
+    if self.cycle_lambda < 0:
+      raise ValueError(f"cycle_lambda must be >= 0, got {self.cycle_lambda}")
+    if self.use_tpaneg:
+      if self.candidate_neg_num < 1:
+        raise ValueError("use_tpaneg needs candidate_neg_num >= 1, got "
+                         f"{self.candidate_neg_num}")
+      if not -1.0 <= self.tpaneg_gamma_start <= self.tpaneg_gamma_end <= 1.0:
+        raise ValueError("need -1 <= tpaneg_gamma_start <= tpaneg_gamma_end <= 1, got "
+                         f"{self.tpaneg_gamma_start}, {self.tpaneg_gamma_end}")
+      if self.tpaneg_curriculum_epochs < 1:
+        raise ValueError("tpaneg_curriculum_epochs must be >= 1")
+      if self.tpaneg_epsilon < 0:
+        raise ValueError(f"tpaneg_epsilon must be >= 0, got {self.tpaneg_epsilon}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """One training run."""
+
+  data_dir: str
+  model_dir: str
+  model: ModelConfig = ModelConfig()
+  loss: LossConfig = LossConfig()
+  batch_size: int = 64
+  epochs: int = 30
+  steps_per_epoch: int = 0
+  learning_rate: float = 1e-3
+  lr_schedule: str = "constant"
+  warmup_steps: int = 0
+  early_stopping_patience: int = 10
+  reduce_lr_patience: int = 5
+  reduce_lr_factor: float = 0.5
+  min_learning_rate: float = 1e-5
+  strategy: str = "mirrored"
+  num_gpus: int = -1
+  seed: int = 0
+  deterministic: bool = False
+  jit_compile: bool = False
+  shuffle_buffer: int = 10000
+  gallery_chunk_size: int = 65536
+  verbose: int = 1
+
+  def validate(self) -> None:
+    self.model.validate()
+    self.loss.validate()
+    if not self.data_dir:
+      raise ValueError("data_dir is required")
+    if not self.model_dir:
+      raise ValueError("model_dir is required")
+    if self.batch_size < 2:
+      raise ValueError(f"batch_size must be >= 2 (in-batch negatives), got {self.batch_size}")
+    if self.epochs < 1 or self.steps_per_epoch < 0:
+      raise ValueError("epochs must be >= 1 and steps_per_epoch >= 0")
+    if self.learning_rate <= 0:
+      raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+    if self.lr_schedule not in LR_SCHEDULES:
+      raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got '{self.lr_schedule}'")
+    if self.strategy not in STRATEGIES:
+      raise ValueError(f"strategy must be one of {STRATEGIES}, got '{self.strategy}'")
+    if not 0 < self.reduce_lr_factor < 1:
+      raise ValueError(f"reduce_lr_factor must be in (0, 1), got {self.reduce_lr_factor}")
+    if self.gallery_chunk_size < 1:
+      raise ValueError("gallery_chunk_size must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+  """One evaluation run."""
+
+  data_dir: str
+  model_dir: str
+  model: ModelConfig = ModelConfig()
+  split: str = "test"
+  weights: str = ""
+  batch_size: int = 256
+  gallery: str = "targets"
+  gallery_chunk_size: int = 65536
+  top_percents: tuple[int, ...] = (5, 10, 20)
+  recall_ks: tuple[int, ...] = (1, 5, 10)
+  map_ks: tuple[int, ...] = (10,)
+  num_collages: int = 8
+  seed: int = 0
+  method_name: str = ""
+
+  def validate(self) -> None:
+    self.model.validate()
+    if self.split not in ("train", "val", "test"):
+      raise ValueError(f"split must be train, val or test, got '{self.split}'")
+    if self.gallery not in GALLERIES:
+      raise ValueError(f"gallery must be one of {GALLERIES}, got '{self.gallery}'")
+    if any(not 0 < p <= 100 for p in self.top_percents):
+      raise ValueError(f"top_percents must be in (0, 100], got {self.top_percents}")
+    if any(k < 1 for k in self.recall_ks + self.map_ks):
+      raise ValueError("recall_ks and map_ks must be >= 1")
+    if self.gallery_chunk_size < 1 or self.batch_size < 1:
+      raise ValueError("gallery_chunk_size and batch_size must be >= 1")

@@ -1,0 +1,134 @@
+"""Reads what the shard builder wrote: manifest, item tables, category centers, shard paths."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+
+import numpy as np
+
+MANIFEST = "manifest.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+  """The parts of `manifest.json` that training and evaluation need."""
+
+  data_dir: str
+  source: str
+  synthetic: bool
+  feature_dim: int
+  num_categories: int
+  categories: tuple[str, ...]
+  max_set_size: int
+  splits: dict
+
+  @property
+  def half_size(self) -> int:
+    """Padded length of each half (query X, target Y) of a set: ceil(max_set_size / 2)."""
+    return (self.max_set_size + 1) // 2
+
+  def shard_paths(self, split: str) -> list[str]:
+    if split not in self.splits:
+      raise ValueError(f"{self.data_dir}/{MANIFEST}: no split '{split}'; have {sorted(self.splits)}")
+    paths = [os.path.join(self.data_dir, s["file"]) for s in self.splits[split]["shards"]]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+      raise FileNotFoundError(f"{missing[0]}: shard listed in {MANIFEST} is missing")
+    return paths
+
+  def num_sets(self, split: str) -> int:
+    return int(self.splits[split]["sets"])
+
+  def data_label(self) -> str:
+    """Names the data in reports; synthetic data is always labelled as such."""
+    name = os.path.basename(os.path.normpath(self.data_dir))
+    return f"{name} (SYNTHETIC)" if self.synthetic else name
+
+
+def load_manifest(data_dir: str) -> Manifest:
+  """Loads `<data_dir>/manifest.json`, raising errors that name the file and field."""
+  path = os.path.join(data_dir, MANIFEST)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{path}: not found; build shards first with "
+                            "`python -m tfrecords_builder --output_dir=...`")
+  try:
+    with open(path, encoding="utf-8") as stream:
+      raw = json.load(stream)
+  except json.JSONDecodeError as error:
+    raise ValueError(f"{path}: not valid JSON ({error.msg})") from None
+  for field in ("source", "feature_dim", "num_categories", "categories", "max_set_size", "splits"):
+    if field not in raw:
+      raise ValueError(f"{path}: missing field '{field}'")
+  return Manifest(
+      data_dir=data_dir, source=raw["source"], synthetic=bool(raw.get("synthetic", False)),
+      feature_dim=int(raw["feature_dim"]), num_categories=int(raw["num_categories"]),
+      categories=tuple(raw["categories"]), max_set_size=int(raw["max_set_size"]),
+      splits=raw["splits"])
+
+
+def verify_shards(manifest: Manifest, split: str) -> None:
+  """Checks every shard of `split` against the sha256 in the manifest."""
+  for shard in manifest.splits[split]["shards"]:
+    path = os.path.join(manifest.data_dir, shard["file"])
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+      for block in iter(lambda: stream.read(1 << 20), b""):
+        digest.update(block)
+    if digest.hexdigest() != shard["sha256"]:
+      raise ValueError(f"{path}: sha256 {digest.hexdigest()[:12]}... does not match the "
+                       f"manifest ({shard['sha256'][:12]}...); the shard is corrupt or truncated")
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemTable:
+  """All items of one split: the retrieval gallery and the TPaNeg negative pool.
+
+  Attributes:
+    item_ids: [N] str.
+    categories: [N] int32 in 1..K.
+    features: [N, D] float32.
+    images: [N] str image paths ("" when unknown).
+    first_set: [N] int32, index of the first set holding each item.
+    set_ids: [num_sets] str.
+  """
+
+  item_ids: np.ndarray
+  categories: np.ndarray
+  features: np.ndarray
+  images: np.ndarray
+  first_set: np.ndarray
+  set_ids: np.ndarray
+
+
+def load_item_table(manifest: Manifest, split: str) -> ItemTable:
+  """Loads `items-<split>.npz` and checks it against the manifest."""
+  path = os.path.join(manifest.data_dir, manifest.splits[split]["item_table"])
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{path}: item table listed in {MANIFEST} is missing")
+  with np.load(path, allow_pickle=False) as data:
+    table = {key: data[key] for key in data.files}
+  features = table["features"].astype(np.float32)
+  if features.ndim != 2 or features.shape[1] != manifest.feature_dim:
+    raise ValueError(f"{path}: features have shape {features.shape}, manifest says dim "
+                     f"{manifest.feature_dim}")
+  offsets, members = table["set_offsets"], table["set_items"]
+  first_set = np.full(len(features), -1, np.int32)
+  owners = np.repeat(np.arange(len(offsets) - 1, dtype=np.int32), np.diff(offsets))
+  # Reversed assignment leaves the smallest set index for items in several sets.
+  first_set[members[::-1]] = owners[::-1]
+  return ItemTable(item_ids=table["item_ids"].astype(str), categories=table["categories"].astype(np.int32),
+                   features=features, images=table["images"].astype(str), first_set=first_set,
+                   set_ids=table["set_ids"].astype(str))
+
+
+def load_centers(manifest: Manifest) -> np.ndarray:
+  """[K, D] category centers written by the builder."""
+  path = os.path.join(manifest.data_dir, "category_centers.npy")
+  centers = np.load(path).astype(np.float32)
+  if centers.shape != (manifest.num_categories, manifest.feature_dim):
+    raise ValueError(f"{path}: shape {centers.shape}, expected "
+                     f"({manifest.num_categories}, {manifest.feature_dim})")
+  return centers

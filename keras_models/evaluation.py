@@ -1,0 +1,81 @@
+"""Library entry of evaluation: `run(config)` scores a trained encoder and writes reports.
+
+Outputs go to <model_dir>/eval/<split>/ (metrics.json, results_summary.csv,
+percentage_table.txt, plots, collages), each written atomically, and scalars to
+TensorBoard under <model_dir>/logs/eval.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from absl import logging
+import numpy as np
+
+from keras_models import configs
+from keras_models import data_files
+from keras_models import evaluator as evaluator_lib
+from keras_models import report_figures
+from keras_models import report_tables
+from keras_models import training
+
+BASELINES = ("random", "category_mean")
+
+
+@dataclasses.dataclass
+class EvalResult:
+  """Summaries by method name (the model first, then the baselines)."""
+
+  method: str
+  summaries: dict[str, dict]
+  output_dir: str
+  table: str
+
+
+def weights_path(config: configs.EvalConfig) -> str:
+  path = config.weights or os.path.join(config.model_dir, training.BEST_WEIGHTS)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{path}: weights not found; train first or pass --weights")
+  return path
+
+
+def load_encoder(config: configs.EvalConfig, manifest: data_files.Manifest):
+  """Builds the encoder for `manifest` and loads its weights, with a clear mismatch error."""
+  encoder = training.build_encoder(config.model, manifest)
+  path = weights_path(config)
+  try:
+    encoder.load_weights(path)
+  except (ValueError, KeyError) as error:
+    raise ValueError(f"{path}: weights do not fit a {config.model.model} model with "
+                     f"hidden_dim={config.model.hidden_dim}, num_layers="
+                     f"{config.model.num_layers}, D={manifest.feature_dim}, "
+                     f"K={manifest.num_categories}: {error}") from None
+  return encoder
+
+
+def run(config: configs.EvalConfig) -> EvalResult:
+  """Evaluates the model of `config` and its baselines on `config.split`."""
+  config.validate()
+  manifest = data_files.load_manifest(config.data_dir)
+  encoder = load_encoder(config, manifest)
+  evaluator = evaluator_lib.Evaluator(
+      manifest, config.split, batch_size=config.batch_size, gallery=config.gallery,
+      chunk_size=config.gallery_chunk_size, seed=config.seed,
+      top_percents=config.top_percents, recall_ks=config.recall_ks, map_ks=config.map_ks)
+  method = config.method_name or os.path.basename(os.path.normpath(config.model_dir))
+  summary, ranks, vectors = evaluator.evaluate(encoder)
+  summaries = {method: summary}
+  all_ranks = {method: ranks}
+  centers = data_files.load_centers(manifest)
+  for baseline in BASELINES:
+    all_ranks[baseline] = evaluator.baseline_ranks(baseline, centers, seed=config.seed)
+    summaries[baseline] = evaluator.summarize(all_ranks[baseline])
+  output_dir = os.path.join(config.model_dir, "eval", config.split)
+  os.makedirs(output_dir, exist_ok=True)
+  table = report_tables.write_all(output_dir, config, manifest, evaluator, summaries)
+  report_figures.write_figures(output_dir, config, manifest, evaluator, method, summary,
+                              vectors, encoder)
+  logging.info("wrote evaluation of %s on %s/%s to %s", method, manifest.data_label(),
+               config.split, output_dir)
+  return EvalResult(method=method, summaries=summaries, output_dir=output_dir, table=table)

@@ -1,0 +1,1 @@
+"""Retrieval metric maths (pure TF functions) and their Keras wrappers."""

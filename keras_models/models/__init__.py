@@ -1,0 +1,1 @@
+"""Set-retrieval models and their registry."""

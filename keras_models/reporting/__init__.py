@@ -1,0 +1,1 @@
+"""Report figures and collages written next to evaluation results."""

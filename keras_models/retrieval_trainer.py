@@ -1,0 +1,167 @@
+"""Keras model that trains a set encoder with the paper's losses in a custom train_step.
+
+Loss (all terms category-wise, targets are the input item features):
+  L = L(X -> Y') + L(Y -> X') [+ cycle_lambda * (L(X'' | X) + L(Y'' | Y))]
+with L the in-batch InfoNCE or, with TPaNeg, the curriculum hard-negative loss. Every term
+is a per-replica sum divided by the GLOBAL number of counted items, so gradients summed
+over replicas equal the single-device gradient of the global batch (PLATFORM.md).
+In-batch negatives come from the whole global batch (targets are all-gathered).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from keras_models import configs
+from keras_models import input_pipeline
+from keras_models.losses import infonce
+from keras_models.losses import set_ops
+from keras_models.losses import tpaneg
+
+TERMS = ("x_to_y", "y_to_x", "cycle_x", "cycle_y")
+OTHER = {"query": "target", "target": "query"}
+
+
+class NegativeTables:
+  """TPaNeg lookup tables, kept out of Keras weight tracking so they are not saved.
+
+  Attributes:
+    negatives: [num_train_items, candidate_neg_num] int32 variable, -1 padding.
+    features: [num_train_items, D] float32 variable of train item features.
+  """
+
+  def __init__(self, negatives, features):
+    self.negatives = tf.Variable(negatives, trainable=False, dtype=tf.int32, name="neg_table")
+    self.features = tf.Variable(features, trainable=False, dtype=tf.float32, name="neg_features")
+
+
+class SetRetrievalTrainer(keras.Model):
+  """Wraps `encoder` (half-set -> [batch, K, D]) with the training losses.
+
+  Build and compile it inside `strategy.scope()`.
+  """
+
+  def __init__(self, encoder: keras.Model, loss_config: configs.LossConfig,
+               negative_tables: NegativeTables | None = None, **kwargs):
+    super().__init__(**kwargs)
+    if loss_config.use_tpaneg and negative_tables is None:
+      raise ValueError("use_tpaneg needs negative_tables")
+    self.encoder = encoder
+    self.loss_config = loss_config
+    self._tables = negative_tables
+    self.tpaneg_gamma = self.add_weight(
+        shape=(), initializer=keras.initializers.Constant(loss_config.tpaneg_gamma_start),
+        trainable=False, name="tpaneg_gamma")
+    self.total_tracker = keras.metrics.Mean(name="loss")
+    self.term_trackers = {t: keras.metrics.Mean(name=f"loss/{t}") for t in self._active_terms()}
+    self.kept_tracker = keras.metrics.Mean(name="tpaneg/kept_negatives_per_item")
+    # The encoder arrives built; the trainer itself owns no other weights to create.
+    self.built = True
+
+  def _active_terms(self) -> tuple[str, ...]:
+    return TERMS if self.loss_config.use_cycle_loss else TERMS[:2]
+
+  @property
+  def metrics(self):
+    trackers = [self.total_tracker, *self.term_trackers.values()]
+    if self.loss_config.use_tpaneg:
+      trackers.append(self.kept_tracker)
+    return trackers
+
+  def call(self, inputs, training=False):
+    """Predictions [batch, K, D] for the query half of a pipeline batch."""
+    return self.encoder(input_pipeline.model_inputs(inputs, "query"), training=training)
+
+  def _term(self, predictions: tf.Tensor, batch: dict[str, tf.Tensor], prefix: str):
+    """(sum, count, kept_negatives) of one loss term against half `prefix` of `batch`."""
+    features = batch[f"{prefix}_features"]
+    categories = batch[f"{prefix}_categories"]
+    mask = batch[f"{prefix}_mask"]
+    config = self.loss_config
+    if config.use_tpaneg:
+      negative_features, negative_mask = tpaneg.gather_negatives(
+          batch[f"{prefix}_item_index"], self._tables.negatives, self._tables.features)
+      return tpaneg.tpaneg_loss(
+          predictions, features, categories, mask, negative_features, negative_mask,
+          gamma=self.tpaneg_gamma.value, epsilon=config.tpaneg_epsilon,
+          temperature=config.temperature)
+    context = tf.distribute.get_replica_context()
+    offset = 0
+    candidates = (features, categories, mask)
+    if context is not None and context.num_replicas_in_sync > 1:
+      # all_gather rejects bool tensors, hence the int mask.
+      candidates = tuple(context.all_gather(t, axis=0)
+                         for t in (features, categories, tf.cast(mask, tf.int32)))
+      offset = context.replica_id_in_sync_group * tf.shape(features)[0]
+    loss_sum, count = infonce.category_infonce(
+        predictions, features, categories, mask, config.temperature,
+        candidate_features=candidates[0], candidate_categories=candidates[1],
+        candidate_mask=candidates[2], batch_offset=offset)
+    return loss_sum, count, tf.constant(0.0)
+
+  def _loss_terms(self, batch: dict[str, tf.Tensor], training: bool):
+    query = input_pipeline.model_inputs(batch, "query")
+    target = input_pipeline.model_inputs(batch, "target")
+    predicted = {"target": self.encoder(query, training=training),
+                 "query": self.encoder(target, training=training)}
+    terms = {"x_to_y": self._term(predicted["target"], batch, "target"),
+             "y_to_x": self._term(predicted["query"], batch, "query")}
+    if self.loss_config.use_cycle_loss:
+      for name, prefix in (("cycle_x", "target"), ("cycle_y", "query")):
+        # Predictions of one half, placed at that half's items, are a set that must
+        # predict the other half back (X -> Y' -> X'' and Y -> X' -> Y'').
+        categories = batch[f"{prefix}_categories"]
+        cycle_input = {
+            "features": set_ops.gather_category_predictions(predicted[prefix], categories),
+            "categories": categories, "mask": batch[f"{prefix}_mask"]}
+        back = self.encoder(cycle_input, training=training)
+        terms[name] = self._term(back, batch, OTHER[prefix])
+    return terms
+
+  def _scaled_total(self, terms) -> tf.Tensor:
+    context = tf.distribute.get_replica_context()
+    total = tf.constant(0.0)
+    for name, (loss_sum, count, _) in terms.items():
+      global_count = count
+      if context is not None:
+        global_count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
+      weight = self.loss_config.cycle_lambda if name.startswith("cycle") else 1.0
+      total += weight * loss_sum / tf.maximum(global_count, 1.0)
+    return total
+
+  def _update_trackers(self, terms, batch) -> dict[str, tf.Tensor]:
+    total_value = tf.constant(0.0)
+    for name, (loss_sum, count, kept) in terms.items():
+      mean = loss_sum / tf.maximum(count, 1.0)
+      self.term_trackers[name].update_state(mean, sample_weight=count)
+      weight = self.loss_config.cycle_lambda if name.startswith("cycle") else 1.0
+      total_value += weight * mean
+    self.total_tracker.update_state(total_value)
+    if self.loss_config.use_tpaneg:
+      x_to_y = terms["x_to_y"]
+      items = tf.reduce_sum(tf.cast(batch["target_mask"], tf.float32))
+      self.kept_tracker.update_state(x_to_y[2] / tf.maximum(items, 1.0), sample_weight=items)
+    return {m.name: m.result() for m in self.metrics}
+
+  def compile(self, *args, **kwargs):
+    """Compiles, then creates the optimizer's slots now, inside the strategy scope."""
+    super().compile(*args, **kwargs)
+    self.optimizer.build(self.encoder.trainable_variables)
+
+  def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+    # Keras would average a data batch across replicas to trace a symbolic build, which
+    # fails on bool masks and string set ids; everything is already built in compile().
+    del iterator, data_batch
+
+  def train_step(self, data):
+    with tf.GradientTape() as tape:
+      terms = self._loss_terms(data, training=True)
+      loss = self._scaled_total(terms)
+    variables = self.encoder.trainable_variables
+    gradients = tape.gradient(loss, variables)
+    self.optimizer.apply(gradients, variables)
+    return self._update_trackers(terms, data)
+
+  def test_step(self, data):
+    return self._update_trackers(self._loss_terms(data, training=False), data)

@@ -1,0 +1,31 @@
+"""Builds sharded TFRecords from raw set data.
+
+  python -m tfrecords_builder --source=synthetic --output_dir=data/synthetic
+  python -m tfrecords_builder --source=generic --input=../shared/data/ikea \
+      --output_dir=data/ikea
+"""
+
+from __future__ import annotations
+
+import json
+
+from absl import app
+from absl import logging
+
+from flags import builder_flags
+from tfrecords_builder import build
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  config = builder_flags.builder_config_from_flags()
+  manifest = build.run(config)
+  counts = {s: {"sets": v["sets"], "items": v["items"]} for s, v in manifest["splits"].items()}
+  label = " (SYNTHETIC data)" if manifest["synthetic"] else ""
+  logging.info("built %s%s: D=%d, K=%d, %s", config.output_dir, label,
+               manifest["feature_dim"], manifest["num_categories"], json.dumps(counts))
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,36 @@
+"""Sources that read one raw layout into a RawDataset, registered by `--source` name."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from tfrecords_builder import raw_dataset
+
+
+def _generic(config) -> raw_dataset.RawDataset:
+  from tfrecords_builder.sources import generic  # pylint: disable=g-import-not-at-top
+  return generic.load(config.input, config.features or None)
+
+
+def _reference_pickles(config) -> raw_dataset.RawDataset:
+  from tfrecords_builder.sources import reference_pickles  # pylint: disable=g-import-not-at-top
+  return reference_pickles.load(config.input)
+
+
+def _synthetic(config) -> raw_dataset.RawDataset:
+  from tfrecords_builder.sources import synthetic  # pylint: disable=g-import-not-at-top
+  return synthetic.generate(config.synthetic)
+
+
+SOURCES: dict[str, Callable[..., raw_dataset.RawDataset]] = {
+    "generic": _generic,
+    "reference_pickles": _reference_pickles,
+    "synthetic": _synthetic,
+}
+
+
+def load(config) -> raw_dataset.RawDataset:
+  """Reads the dataset of `config.source`; unknown names raise ValueError."""
+  if config.source not in SOURCES:
+    raise ValueError(f"unknown source '{config.source}'; known: {', '.join(sorted(SOURCES))}")
+  return SOURCES[config.source](config)

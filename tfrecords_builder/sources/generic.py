@@ -1,0 +1,124 @@
+"""Generic set files: `sets.jsonl` (one set per line) plus `features.npz`.
+
+Line format:
+  {"set_id": str, "split"?: "train"|"val"|"test", "group"?: str,
+   "items": [{"item_id": str, "category": str, "image"?: str}, ...]}
+`features.npz` holds `item_ids` [N] str and `features` [N, D] of any float dtype.
+Image paths are taken relative to the folder of `sets.jsonl`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from tfrecords_builder import raw_dataset
+from tfrecords_builder import feature_table
+
+
+def _require_str(value: Any, where: str, field: str) -> str:
+  if isinstance(value, bool) or not isinstance(value, (str, int)):
+    raise ValueError(f"{where}: field '{field}' must be a string, got {type(value).__name__}")
+  text = str(value)
+  if not text:
+    raise ValueError(f"{where}: field '{field}' is empty")
+  return text
+
+
+def _parse_item(item: Any, where: str, base_dir: str) -> tuple[str, str, str]:
+  if not isinstance(item, dict):
+    raise ValueError(f"{where}: item must be an object, got {type(item).__name__}")
+  for key in ("item_id", "category"):
+    if key not in item:
+      raise ValueError(f"{where}: item is missing field '{key}'")
+  item_id = _require_str(item["item_id"], where, "item_id")
+  category = _require_str(item["category"], where, "category")
+  image = item.get("image", "")
+  if image is None:
+    image = ""
+  if not isinstance(image, str):
+    raise ValueError(f"{where}: field 'image' must be a string, got {type(image).__name__}")
+  if image and not os.path.isabs(image):
+    image = os.path.join(base_dir, image)
+  return item_id, category, image
+
+
+def parse_set_line(line: str, where: str, base_dir: str) -> raw_dataset.RawSet:
+  """Parses one `sets.jsonl` line into a RawSet; raises ValueError naming `where`."""
+  try:
+    record = json.loads(line)
+  except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    raise ValueError(f"{where}: not valid JSON ({error.msg if hasattr(error, 'msg') else error})") from None
+  except RecursionError:
+    raise ValueError(f"{where}: JSON nested too deeply") from None
+  if not isinstance(record, dict):
+    raise ValueError(f"{where}: a set must be a JSON object, got {type(record).__name__}")
+  if "set_id" not in record:
+    raise ValueError(f"{where}: missing field 'set_id'")
+  set_id = _require_str(record["set_id"], where, "set_id")
+  where = f"{where} (set {set_id!r})"
+  split = record.get("split")
+  if split is not None and split not in raw_dataset.SPLITS:
+    raise ValueError(f"{where}: field 'split' is {split!r}, expected one of {raw_dataset.SPLITS}")
+  group = record.get("group")
+  if group is not None:
+    group = _require_str(group, where, "group")
+  items = record.get("items")
+  if not isinstance(items, list):
+    raise ValueError(f"{where}: field 'items' must be a list")
+  parsed = [_parse_item(item, f"{where} item {i}", base_dir) for i, item in enumerate(items)]
+  ids = [p[0] for p in parsed]
+  if len(set(ids)) != len(ids):
+    duplicate = next(i for i in ids if ids.count(i) > 1)
+    raise ValueError(f"{where}: item {duplicate!r} appears twice in the set")
+  images = tuple(p[2] for p in parsed)
+  return raw_dataset.RawSet(
+      set_id=set_id, items=tuple(ids), categories=tuple(p[1] for p in parsed),
+      split=split, group=group, images=images if any(images) else None, origin=where)
+
+
+def read_sets(sets_path: str) -> list[raw_dataset.RawSet]:
+  """Reads every line of `sets_path`; blank lines are skipped, duplicate set ids raise."""
+  if not os.path.isfile(sets_path):
+    raise FileNotFoundError(f"{sets_path}: sets file not found")
+  base_dir = os.path.dirname(os.path.abspath(sets_path))
+  sets = []
+  seen: dict[str, int] = {}
+  with open(sets_path, "rb") as stream:
+    for line_number, raw_line in enumerate(stream, start=1):
+      where = f"{sets_path}:{line_number}"
+      try:
+        line = raw_line.decode("utf-8")
+      except UnicodeDecodeError:
+        raise ValueError(f"{where}: line is not valid UTF-8") from None
+      if not line.strip():
+        continue
+      parsed = parse_set_line(line, where, base_dir)
+      if parsed.set_id in seen:
+        raise ValueError(
+            f"{where}: duplicate set_id {parsed.set_id!r} (first on line {seen[parsed.set_id]})")
+      seen[parsed.set_id] = line_number
+      sets.append(parsed)
+  if not sets:
+    raise ValueError(f"{sets_path}: no sets in file")
+  return sets
+
+
+def load(input_path: str, features_path: str | None = None) -> raw_dataset.RawDataset:
+  """Loads a generic dataset.
+
+  Args:
+    input_path: A `sets.jsonl` file, or a folder holding `sets.jsonl` and one `*.npz`.
+    features_path: The features `.npz`; default: `features.npz` beside the sets file, or
+      the only `.npz` there.
+  """
+  sets_path = input_path
+  if os.path.isdir(input_path):
+    sets_path = os.path.join(input_path, "sets.jsonl")
+  if features_path is None:
+    features_path = feature_table.find_npz(os.path.dirname(os.path.abspath(sets_path)))
+  item_ids, features = feature_table.load_npz(features_path)
+  return raw_dataset.RawDataset(
+      name="generic", sets=read_sets(sets_path), item_ids=item_ids, features=features,
+      features_origin=features_path)
