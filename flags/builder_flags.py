@@ -13,6 +13,8 @@ INPUT = flags.DEFINE_string("input", "", "Source input: sets.jsonl or its folder
                             "folder of reference pickles.")
 FEATURES = flags.DEFINE_string("features", "", "Features .npz of the generic source "
                                "(default: features.npz or the only .npz beside sets.jsonl).")
+IMAGE_DIR = flags.DEFINE_string("image_dir", "", "Generic source: folder of "
+                                "<item_id>.jpg|jpeg|png for items without an 'image' field.")
 OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Folder to write shards into.")
 NUM_SHARDS = flags.DEFINE_integer("num_shards", 4, "Shards per split.")
 OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output_dir.")
@@ -40,6 +42,7 @@ def builder_config_from_flags() -> config_lib.BuilderConfig:
   """Converts the parsed flags into a validated BuilderConfig."""
   config = config_lib.BuilderConfig(
       source=SOURCE.value, input=INPUT.value, features=FEATURES.value,
+      image_dir=IMAGE_DIR.value,
       output_dir=OUTPUT_DIR.value or "", num_shards=NUM_SHARDS.value,
       overwrite=OVERWRITE.value, seed=SPLIT_SEED.value, l2_normalize=L2_NORMALIZE.value,
       min_set_size=MIN_SET_SIZE.value,

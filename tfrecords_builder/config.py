@@ -15,6 +15,7 @@ class BuilderConfig:
     source: Registered source name (see `sources.SOURCES`).
     input: Source input path (file or folder); unused by `synthetic`.
     features: Optional features `.npz` for the generic source.
+    image_dir: Optional folder of `<item_id>.jpg` images for the generic source.
     output_dir: Folder that receives shards, item tables, centers and manifest.
     num_shards: Shards per split (capped at the number of sets).
     overwrite: Replace a non-empty `output_dir`.
@@ -28,6 +29,7 @@ class BuilderConfig:
   output_dir: str
   input: str = ""
   features: str = ""
+  image_dir: str = ""
   num_shards: int = 4
   overwrite: bool = False
   seed: int = 0

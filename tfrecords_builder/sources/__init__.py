@@ -9,7 +9,7 @@ from tfrecords_builder import raw_dataset
 
 def _generic(config) -> raw_dataset.RawDataset:
   from tfrecords_builder.sources import generic  # pylint: disable=g-import-not-at-top
-  return generic.load(config.input, config.features or None)
+  return generic.load(config.input, config.features or None, config.image_dir or None)
 
 
 def _reference_pickles(config) -> raw_dataset.RawDataset:

@@ -9,12 +9,15 @@ Image paths are taken relative to the folder of `sets.jsonl`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import Any
 
 from tfrecords_builder import raw_dataset
 from tfrecords_builder import feature_table
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 
 def _require_str(value: Any, where: str, field: str) -> str:
@@ -105,13 +108,32 @@ def read_sets(sets_path: str) -> list[raw_dataset.RawSet]:
   return sets
 
 
-def load(input_path: str, features_path: str | None = None) -> raw_dataset.RawDataset:
+def attach_images(sets: list[raw_dataset.RawSet], image_dir: str) -> list[raw_dataset.RawSet]:
+  """Fills missing item images with `<image_dir>/<item_id>.{jpg,jpeg,png}` where present."""
+  if not os.path.isdir(image_dir):
+    raise FileNotFoundError(f"{image_dir}: image folder not found")
+  found = {}
+  for name in os.listdir(image_dir):
+    stem, extension = os.path.splitext(name)
+    if extension.lower() in IMAGE_EXTENSIONS:
+      found.setdefault(stem, os.path.join(os.path.abspath(image_dir), name))
+  result = []
+  for raw_set in sets:
+    images = list(raw_set.images or [""] * len(raw_set.items))
+    images = [image or found.get(item, "") for image, item in zip(images, raw_set.items)]
+    result.append(dataclasses.replace(raw_set, images=tuple(images) if any(images) else None))
+  return result
+
+
+def load(input_path: str, features_path: str | None = None,
+         image_dir: str | None = None) -> raw_dataset.RawDataset:
   """Loads a generic dataset.
 
   Args:
     input_path: A `sets.jsonl` file, or a folder holding `sets.jsonl` and one `*.npz`.
     features_path: The features `.npz`; default: `features.npz` beside the sets file, or
       the only `.npz` there.
+    image_dir: Optional folder of `<item_id>.jpg|jpeg|png` for items without "image".
   """
   sets_path = input_path
   if os.path.isdir(input_path):
@@ -119,6 +141,9 @@ def load(input_path: str, features_path: str | None = None) -> raw_dataset.RawDa
   if features_path is None:
     features_path = feature_table.find_npz(os.path.dirname(os.path.abspath(sets_path)))
   item_ids, features = feature_table.load_npz(features_path)
+  sets = read_sets(sets_path)
+  if image_dir:
+    sets = attach_images(sets, image_dir)
   return raw_dataset.RawDataset(
-      name="generic", sets=read_sets(sets_path), item_ids=item_ids, features=features,
+      name="generic", sets=sets, item_ids=item_ids, features=features,
       features_origin=features_path)

@@ -1,0 +1,166 @@
+"""Shards -> train_main (every variant) -> reload best weights -> eval_main outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from absl import flags
+from absl.testing import flagsaver
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+import eval_main
+from flags import eval_flags
+from flags import train_flags
+from keras_models import data_files
+from keras_models import input_pipeline
+from keras_models import training
+import train_main
+from tfrecords_builder import build
+from tfrecords_builder import config as builder_config
+from tfrecords_builder.sources import synthetic
+
+FLAGS = flags.FLAGS
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IKEA = os.path.join(ROOT, "..", "shared", "data", "ikea")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  out = str(tmp_path_factory.mktemp("data") / "syn")
+  build.run(builder_config.BuilderConfig(
+      source="synthetic", output_dir=out, num_shards=2,
+      synthetic=synthetic.SyntheticConfig(num_sets=80, num_categories=4, feature_dim=16,
+                                          min_items=3, max_items=6)))
+  return out
+
+
+def _parse(*argv: str) -> None:
+  FLAGS.unparse_flags()
+  FLAGS(["prog", *argv])
+
+
+def _predictions(encoder, manifest) -> np.ndarray:
+  batch = next(iter(input_pipeline.make_dataset(manifest, "val", 16, training=False)))
+  return encoder(input_pipeline.model_inputs(batch, "query"), training=False).numpy()
+
+
+@pytest.mark.parametrize("variant", ["cst", "cycle", "tpaneg", "integrated"])
+def test_variant_trains_and_best_weights_reload(variant, data_dir, tmp_path, monkeypatch):
+  monkeypatch.chdir(ROOT)
+  model_dir = str(tmp_path / variant)
+  with flagsaver.flagsaver():
+    _parse(f"--flagfile=experiments/smoke/{variant}.flags", f"--data_dir={data_dir}",
+           f"--model_dir={model_dir}", "--epochs=1")
+    config = train_flags.train_config_from_flags()
+  result = training.run(config)
+  for name in ("best.weights.h5", "final.weights.h5", "history.csv"):
+    assert os.path.isfile(os.path.join(model_dir, name)), name
+  assert os.listdir(os.path.join(model_dir, "logs"))
+  history = pd.read_csv(os.path.join(model_dir, "history.csv"))
+  assert {"loss", "loss/x_to_y", "loss/y_to_x", "val_top_10_percent", "learning_rate"} <= set(
+      history.columns)
+  assert np.isfinite(history["loss"]).all()
+  if config.loss.use_cycle_loss:
+    assert {"loss/cycle_x", "loss/cycle_y"} <= set(history.columns)
+  if config.loss.use_tpaneg:
+    assert history["tpaneg/kept_negatives_per_item"].iloc[0] > 0
+    assert history["tpaneg/gamma"].iloc[0] == pytest.approx(config.loss.tpaneg_gamma_start)
+  # One epoch: best == final == the trained encoder in memory.
+  manifest = data_files.load_manifest(data_dir)
+  fresh = training.build_encoder(config.model, manifest)
+  before = _predictions(fresh, manifest)
+  fresh.load_weights(os.path.join(model_dir, "best.weights.h5"))
+  reloaded = _predictions(fresh, manifest)
+  assert not np.allclose(before, reloaded)
+  np.testing.assert_allclose(reloaded, _predictions(result.encoder, manifest), atol=1e-6)
+
+
+def test_train_main_then_eval_main(data_dir, tmp_path, monkeypatch, capsys):
+  monkeypatch.chdir(ROOT)
+  model_dir = str(tmp_path / "run")
+  with flagsaver.flagsaver():
+    _parse("--flagfile=experiments/smoke/cst.flags", f"--data_dir={data_dir}",
+           f"--model_dir={model_dir}")
+    train_main.main(["train_main"])
+  assert "best val Top-10%" in capsys.readouterr().out
+  # flags.txt re-runs the same configuration.
+  with flagsaver.flagsaver():
+    _parse(f"--flagfile=experiments/smoke/cst.flags", f"--data_dir={data_dir}",
+           f"--model_dir={model_dir}")
+    expected = train_flags.train_config_from_flags()
+    _parse(f"--flagfile={os.path.join(model_dir, 'flags.txt')}")
+    assert train_flags.train_config_from_flags() == expected
+  with flagsaver.flagsaver():
+    _parse("--flagfile=experiments/smoke/cst.flags", f"--data_dir={data_dir}",
+           f"--model_dir={model_dir}", "--split=test", "--gallery_chunk_size=7")
+    eval_main.main(["eval_main"])
+  printed = capsys.readouterr().out
+  assert "SYNTHETIC" in printed and "category_mean" in printed and "random" in printed
+  out = os.path.join(model_dir, "eval", "test")
+  for name in ("metrics.json", "results_summary.csv", "percentage_table.txt",
+               "per_category.png", "embedding_pca.png"):
+    assert os.path.isfile(os.path.join(out, name)), name
+  assert os.path.isfile(os.path.join(model_dir, "training_curves.png"))
+  with open(os.path.join(out, "metrics.json"), encoding="utf-8") as stream:
+    metrics = json.load(stream)
+  manifest = data_files.load_manifest(data_dir)
+  assert metrics["synthetic"] is True
+  assert metrics["num_queries"] == sum(
+      int(b["target_mask"].numpy().sum())
+      for b in input_pipeline.make_dataset(manifest, "test", 16, training=False))
+  assert set(metrics["methods"]) == {"run", "random", "category_mean"}
+  for values in metrics["methods"].values():
+    assert 0.0 <= values["micro"]["top_10_percent"] <= 1.0
+  summary = pd.read_csv(os.path.join(out, "results_summary.csv"))
+  assert set(summary["scope"]) >= {"overall_micro", "overall_macro"}
+  assert len(summary) == 3 * (2 + manifest.num_categories)
+
+
+def test_eval_main_rejects_weights_of_another_architecture(data_dir, tmp_path, monkeypatch):
+  monkeypatch.chdir(ROOT)
+  model_dir = str(tmp_path / "run")
+  manifest = data_files.load_manifest(data_dir)
+  with flagsaver.flagsaver():
+    _parse("--flagfile=experiments/smoke/cst.flags", f"--data_dir={data_dir}",
+           f"--model_dir={model_dir}")
+    config = train_flags.train_config_from_flags()
+  os.makedirs(model_dir)
+  training.build_encoder(config.model, manifest).save_weights(
+      os.path.join(model_dir, "best.weights.h5"))
+  with flagsaver.flagsaver():
+    _parse("--flagfile=experiments/smoke/cst.flags", f"--data_dir={data_dir}",
+           f"--model_dir={model_dir}", "--hidden_dim=32")
+    with pytest.raises(ValueError, match="weights do not fit"):
+      eval_main.main(["eval_main"])
+  with flagsaver.flagsaver():
+    _parse("--flagfile=experiments/smoke/cst.flags", f"--data_dir={data_dir}",
+           f"--model_dir={tmp_path / 'none'}")
+    with pytest.raises(FileNotFoundError, match="weights not found"):
+      eval_main.main(["eval_main"])
+
+
+@pytest.mark.skipif(not os.path.isdir(IKEA), reason=f"real IKEA data not found at {IKEA}")
+def test_ikea_end_to_end_with_collages(tmp_path, monkeypatch):
+  monkeypatch.chdir(ROOT)
+  data = str(tmp_path / "ikea")
+  build.run(builder_config.BuilderConfig(source="generic", input=IKEA, output_dir=data,
+                                         image_dir=os.path.join(IKEA, "images"),
+                                         num_shards=1))
+  model_dir = str(tmp_path / "run")
+  with flagsaver.flagsaver():
+    _parse("--flagfile=experiments/smoke/cst.flags", f"--data_dir={data}",
+           f"--model_dir={model_dir}", "--epochs=1")
+    training.run(train_flags.train_config_from_flags())
+    _parse("--flagfile=experiments/smoke/cst.flags", f"--data_dir={data}",
+           f"--model_dir={model_dir}", "--split=test", "--num_collages=2", "--gallery=items")
+    config = eval_flags.eval_config_from_flags()
+  from keras_models import evaluation  # pylint: disable=g-import-not-at-top
+  result = evaluation.run(config)
+  assert "SYNTHETIC" not in result.table
+  collages = os.listdir(os.path.join(result.output_dir, "collages"))
+  assert len(collages) == 2 and all(name.endswith(".jpg") for name in collages)
+  assert tf.io.gfile.listdir(os.path.join(model_dir, "logs", "eval"))
