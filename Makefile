@@ -20,11 +20,11 @@ install: $(VENV)/.installed
 # Synthetic data -> shards -> train CST -> evaluate on test -> print the table.
 demo: $(VENV)/.installed
 	$(BIN)/python -m tfrecords_builder --flagfile=experiments/build/synthetic.flags \
-	    --output_dir=$(DEMO_DIR)/data --overwrite
+	    --output_dir=$(DEMO_DIR)/synthetic --overwrite
 	$(BIN)/python train_main.py --flagfile=experiments/synthetic/cst.flags \
-	    --data_dir=$(DEMO_DIR)/data --model_dir=$(DEMO_DIR)/cst --verbose=2
+	    --data_dir=$(DEMO_DIR)/synthetic --model_dir=$(DEMO_DIR)/cst --verbose=2
 	$(BIN)/python eval_main.py --flagfile=experiments/synthetic/cst.flags \
-	    --data_dir=$(DEMO_DIR)/data --model_dir=$(DEMO_DIR)/cst --split=test
+	    --data_dir=$(DEMO_DIR)/synthetic --model_dir=$(DEMO_DIR)/cst --split=test
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q

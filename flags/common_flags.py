@@ -20,8 +20,11 @@ DROPOUT_RATE = flags.DEFINE_float("dropout_rate", _MODEL.dropout_rate, "Dropout 
 TRAINABLE_SEEDS = flags.DEFINE_bool("trainable_seeds", _MODEL.trainable_seeds,
                                     "Train the category seeds (initialised from the "
                                     "category centers).")
-SEED = flags.DEFINE_integer("seed", 0, "Seed of initialisation, shuffling and the fixed "
-                            "val/test X/Y split.")
+SEED = flags.DEFINE_integer("seed", 0, "Seed of initialisation, shuffling and the "
+                            "random baseline.")
+EVAL_SPLIT_SEED = flags.DEFINE_integer(
+    "eval_split_seed", 0, "Seed of the fixed val/test X/Y split; keep it when comparing "
+    "runs of different --seed so they are scored on the same queries.")
 GALLERY_CHUNK_SIZE = flags.DEFINE_integer("gallery_chunk_size", 65536,
                                           "Gallery items scored per compiled call.")
 

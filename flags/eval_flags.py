@@ -46,6 +46,7 @@ def eval_config_from_flags() -> configs.EvalConfig:
       gallery_chunk_size=common_flags.GALLERY_CHUNK_SIZE.value,
       top_percents=_ints(TOP_PERCENTS), recall_ks=_ints(RECALL_KS), map_ks=_ints(MAP_KS),
       num_collages=NUM_COLLAGES.value, seed=common_flags.SEED.value,
+      eval_split_seed=common_flags.EVAL_SPLIT_SEED.value,
       method_name=METHOD_NAME.value)
   config.validate()
   return config

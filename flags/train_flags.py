@@ -79,6 +79,7 @@ def train_config_from_flags() -> configs.TrainConfig:
       num_gpus=NUM_GPUS.value, seed=common_flags.SEED.value,
       deterministic=DETERMINISTIC.value, jit_compile=JIT_COMPILE.value,
       shuffle_buffer=SHUFFLE_BUFFER.value,
-      gallery_chunk_size=common_flags.GALLERY_CHUNK_SIZE.value, verbose=VERBOSE.value)
+      gallery_chunk_size=common_flags.GALLERY_CHUNK_SIZE.value,
+      eval_split_seed=common_flags.EVAL_SPLIT_SEED.value, verbose=VERBOSE.value)
   config.validate()
   return config

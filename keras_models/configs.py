@@ -93,6 +93,7 @@ class TrainConfig:
   jit_compile: bool = False
   shuffle_buffer: int = 10000
   gallery_chunk_size: int = 65536
+  eval_split_seed: int = 0
   verbose: int = 1
 
   def validate(self) -> None:
@@ -135,6 +136,7 @@ class EvalConfig:
   map_ks: tuple[int, ...] = (10,)
   num_collages: int = 8
   seed: int = 0
+  eval_split_seed: int = 0
   method_name: str = ""
 
   def validate(self) -> None:

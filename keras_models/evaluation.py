@@ -61,7 +61,7 @@ def run(config: configs.EvalConfig) -> EvalResult:
   encoder = load_encoder(config, manifest)
   evaluator = evaluator_lib.Evaluator(
       manifest, config.split, batch_size=config.batch_size, gallery=config.gallery,
-      chunk_size=config.gallery_chunk_size, seed=config.seed,
+      chunk_size=config.gallery_chunk_size, seed=config.eval_split_seed,
       top_percents=config.top_percents, recall_ks=config.recall_ks, map_ks=config.map_ks)
   method = config.method_name or os.path.basename(os.path.normpath(config.model_dir))
   summary, ranks, vectors = evaluator.evaluate(encoder)

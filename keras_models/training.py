@@ -143,7 +143,7 @@ def run(config: configs.TrainConfig, strategy: tf.distribute.Strategy | None = N
   # steps_per_epoch needs repeat().
   steps = config.steps_per_epoch or max(1, manifest.num_sets("train") // config.batch_size)
   evaluator = evaluator_lib.Evaluator(manifest, "val", chunk_size=config.gallery_chunk_size,
-                                   seed=config.seed)
+                                   seed=config.eval_split_seed)
   centers = data_files.load_centers(manifest)
   tables = None
   with strategy.scope():

@@ -164,3 +164,54 @@ def test_ikea_end_to_end_with_collages(tmp_path, monkeypatch):
   collages = os.listdir(os.path.join(result.output_dir, "collages"))
   assert len(collages) == 2 and all(name.endswith(".jpg") for name in collages)
   assert tf.io.gfile.listdir(os.path.join(model_dir, "logs", "eval"))
+
+
+def test_interrupted_run_resumes_from_backup(data_dir, tmp_path, monkeypatch):
+  monkeypatch.chdir(ROOT)
+  model_dir = str(tmp_path / "run")
+  with flagsaver.flagsaver():
+    _parse("--flagfile=experiments/smoke/cst.flags", f"--data_dir={data_dir}",
+           f"--model_dir={model_dir}", "--epochs=3")
+    config = train_flags.train_config_from_flags()
+  from keras_models import callbacks  # pylint: disable=g-import-not-at-top
+  original = callbacks.LearningRateLogger.on_epoch_end
+
+  def crash_in_second_epoch(self, epoch, logs=None):
+    if epoch == 1:
+      raise KeyboardInterrupt("simulated kill")
+    original(self, epoch, logs)
+
+  monkeypatch.setattr(callbacks.LearningRateLogger, "on_epoch_end", crash_in_second_epoch)
+  with pytest.raises(KeyboardInterrupt):
+    training.run(config)
+  assert os.listdir(os.path.join(model_dir, "backup"))
+  monkeypatch.setattr(callbacks.LearningRateLogger, "on_epoch_end", original)
+  result = training.run(config)
+  # The backup was written at the end of epoch 2, so only epoch 3 is left to run.
+  assert result.epochs_run == 1
+  assert not os.path.exists(os.path.join(model_dir, "backup"))
+
+
+def test_chunked_and_one_shot_evaluation_give_identical_ranks(data_dir):
+  from keras_models import configs  # pylint: disable=g-import-not-at-top
+  from keras_models import evaluator as evaluator_lib  # pylint: disable=g-import-not-at-top
+  manifest = data_files.load_manifest(data_dir)
+  encoder = training.build_encoder(configs.ModelConfig(hidden_dim=16, num_layers=1), manifest)
+  one_shot = evaluator_lib.Evaluator(manifest, "test", batch_size=5, chunk_size=10**6)
+  chunked = evaluator_lib.Evaluator(manifest, "test", batch_size=7, chunk_size=3)
+  _, ranks, vectors = one_shot.evaluate(encoder)
+  _, chunked_ranks, chunked_vectors = chunked.evaluate(encoder)
+  np.testing.assert_array_equal(ranks, chunked_ranks)
+  np.testing.assert_allclose(vectors, chunked_vectors, atol=1e-6)
+  # Brute force: rank within the deduplicated target gallery of the query's category.
+  gallery = one_shot.gallery_features
+  categories = one_shot.gallery_categories
+  positives = evaluator_lib.l2_normalize(
+      one_shot.table.features[one_shot.targets.positive_rows])
+  for q in range(0, len(ranks), 5):
+    same = categories == one_shot.targets.categories[q]
+    scores = gallery[same] @ vectors[q]
+    positive = positives[q] @ vectors[q]
+    others = one_shot.gallery_rows[same] != one_shot.targets.positive_rows[q]
+    expected = 1 + np.sum(scores[others] >= positive)
+    assert abs(ranks[q] - expected) <= 0 or np.isclose(scores[others], positive).any()

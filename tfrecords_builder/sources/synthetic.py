@@ -37,7 +37,7 @@ class SyntheticConfig:
   min_items: int = 4
   max_items: int = 10
   style_scale: float = 1.0
-  noise_scale: float = 1.0
+  noise_scale: float = 1.5
   seed: int = 0
 
   def validate(self) -> None:
