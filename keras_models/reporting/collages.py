@@ -16,16 +16,16 @@ otherwise. A collage is a report, so an image that is missing or unreadable beco
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
-import tempfile
 
 from absl import logging
 import numpy as np
 from PIL import Image
 from PIL import ImageDraw
 from PIL import ImageFont
+
+from tfrecords_builder import atomic_io
 
 GAP = 8
 FRAME_WIDTH = 6
@@ -201,20 +201,10 @@ def write_collage(path: str, title: str, query_items: list[tuple[str, str]],
 
 
 def _save_jpeg_atomically(image: Image.Image, path: str) -> None:
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".jpg")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      # 4:4:4 keeps the thin coloured frames and small captions crisp.
-      image.save(f, format="JPEG", quality=_JPEG_QUALITY, subsampling=0)
-    # mkstemp creates 0600 files; reports are meant to be read by others.
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-  except BaseException:
-    with contextlib.suppress(OSError):
-      os.remove(tmp)
-    raise
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with atomic_io.atomic_open(path) as stream:
+    # 4:4:4 keeps the thin coloured frames and small captions crisp.
+    image.save(stream, format="JPEG", quality=_JPEG_QUALITY, subsampling=0)
 
 
 def collage_as_array(path: str) -> np.ndarray:

@@ -7,10 +7,8 @@ interrupted report never leaves a half-written PNG where a previous good one was
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import tempfile
 
 import matplotlib
 
@@ -23,6 +21,8 @@ from matplotlib import ticker  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 import pandas as pd  # pylint: disable=g-import-not-at-top
 
+from tfrecords_builder import atomic_io  # pylint: disable=g-import-not-at-top
+
 DPI = 120
 _VAL_TOP_PERCENT = re.compile(r"^val_top_(\d+)_percent$")
 _BEST_MONITOR = "val_top_10_percent"
@@ -30,19 +30,9 @@ _BEST_MONITOR = "val_top_10_percent"
 
 def _save_atomically(fig: matplotlib.figure.Figure, path: str) -> None:
   """Renders `fig` to a temporary PNG beside `path`, then renames it into place."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".png")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      fig.savefig(f, format="png", dpi=DPI, bbox_inches="tight")
-    # mkstemp creates 0600 files; reports are meant to be read by others.
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-  except BaseException:
-    with contextlib.suppress(OSError):
-      os.remove(tmp)
-    raise
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with atomic_io.atomic_open(path) as stream:
+    fig.savefig(stream, format="png", dpi=DPI, bbox_inches="tight")
 
 
 def per_category_bars(path: str, category_names: list[str],
