@@ -8,20 +8,32 @@ from tfrecords_builder import config as config_lib
 from tfrecords_builder.sources import synthetic
 
 SOURCE = flags.DEFINE_string("source", "synthetic",
-                             "Raw layout: generic | reference_pickles | synthetic.")
-INPUT = flags.DEFINE_string("input", "", "Source input: sets.jsonl or its folder, or the "
-                            "folder of reference pickles.")
-FEATURES = flags.DEFINE_string("features", "", "Features .npz of the generic source "
-                               "(default: features.npz or the only .npz beside sets.jsonl).")
+                             "Raw layout: deepfurniture | generic | iqon3000 | "
+                             "reference_pickles | synthetic.")
+INPUT = flags.DEFINE_string("input", "", "Source input: sets.jsonl or its folder, the "
+                            "folder of reference pickles, or the DeepFurniture / IQON3000 "
+                            "root.")
+FEATURES = flags.DEFINE_string("features", "", "Features .npz: generic source (default: "
+                               "features.npz or the only .npz beside sets.jsonl); "
+                               "deepfurniture/iqon3000: precomputed features keyed by "
+                               "furniture_id / itemId (else use --encoder).")
 IMAGE_DIR = flags.DEFINE_string("image_dir", "", "Generic source: folder of "
                                 "<item_id>.jpg|jpeg|png for items without an 'image' field.")
 OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Folder to write shards into.")
 NUM_SHARDS = flags.DEFINE_integer("num_shards", 4, "Shards per split.")
 OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output_dir.")
 SPLIT_SEED = flags.DEFINE_integer("split_seed", 0, "Seed of the 70/15/15 split of sets "
-                                  "that have no split field.")
+                                  "that have no split field, and of iqon3000's user split.")
 L2_NORMALIZE = flags.DEFINE_bool("l2_normalize", True, "L2-normalise item features.")
 MIN_SET_SIZE = flags.DEFINE_integer("min_set_size", 2, "Skip (and count) smaller sets.")
+ENCODER = flags.DEFINE_string("encoder", "", "deepfurniture/iqon3000: image encoder when no "
+                              "--features: clip | keras:<model.keras>.")
+ENCODER_PATH = flags.DEFINE_string("encoder_path", "", "Encoder weights, e.g. a local "
+                                   "keras-hub CLIP preset folder.")
+ENCODER_BATCH_SIZE = flags.DEFINE_integer("encoder_batch_size", 32,
+                                          "Images per encoder batch.")
+SKIP_BAD_IMAGES = flags.DEFINE_bool("skip_bad_images", False, "Drop (and count) unreadable "
+                                    "images instead of failing.")
 
 _DEFAULT = synthetic.SyntheticConfig()
 SYN_NUM_SETS = flags.DEFINE_integer("synthetic_num_sets", _DEFAULT.num_sets, "Synthetic: sets.")
@@ -45,7 +57,9 @@ def builder_config_from_flags() -> config_lib.BuilderConfig:
       image_dir=IMAGE_DIR.value,
       output_dir=OUTPUT_DIR.value or "", num_shards=NUM_SHARDS.value,
       overwrite=OVERWRITE.value, seed=SPLIT_SEED.value, l2_normalize=L2_NORMALIZE.value,
-      min_set_size=MIN_SET_SIZE.value,
+      min_set_size=MIN_SET_SIZE.value, encoder=ENCODER.value,
+      encoder_path=ENCODER_PATH.value, encoder_batch_size=ENCODER_BATCH_SIZE.value,
+      skip_bad_images=SKIP_BAD_IMAGES.value,
       synthetic=synthetic.SyntheticConfig(
           num_sets=SYN_NUM_SETS.value, num_categories=SYN_CATEGORIES.value,
           feature_dim=SYN_DIM.value, min_items=SYN_MIN_ITEMS.value,

@@ -390,8 +390,8 @@ def test_empty_split_after_build(tmp_path):
 
 def test_unknown_source(tmp_path):
   config = config_lib.BuilderConfig(source="nope", output_dir=str(tmp_path))
-  with pytest.raises(ValueError, match=(r"unknown --source 'nope'; known: generic, "
-                                        r"reference_pickles, synthetic")):
+  with pytest.raises(ValueError, match=(r"unknown --source 'nope'; known: deepfurniture, "
+                                        r"generic, iqon3000, reference_pickles, synthetic")):
     config.validate()
   with pytest.raises(ValueError, match=r"unknown --source 'nope'"):
     build.run(config)

@@ -12,6 +12,19 @@ def _generic(config) -> raw_dataset.RawDataset:
   return generic.load(config.input, config.features or None, config.image_dir or None)
 
 
+def _deepfurniture(config) -> raw_dataset.RawDataset:
+  from tfrecords_builder.sources import deepfurniture  # pylint: disable=g-import-not-at-top
+  from tfrecords_builder.sources import image_features  # pylint: disable=g-import-not-at-top
+  return deepfurniture.load(config.input, image_features.FeatureOptions.from_config(config))
+
+
+def _iqon3000(config) -> raw_dataset.RawDataset:
+  from tfrecords_builder.sources import image_features  # pylint: disable=g-import-not-at-top
+  from tfrecords_builder.sources import iqon3000  # pylint: disable=g-import-not-at-top
+  return iqon3000.load(config.input, image_features.FeatureOptions.from_config(config),
+                       seed=config.seed)
+
+
 def _reference_pickles(config) -> raw_dataset.RawDataset:
   from tfrecords_builder.sources import reference_pickles  # pylint: disable=g-import-not-at-top
   return reference_pickles.load(config.input)
@@ -23,7 +36,9 @@ def _synthetic(config) -> raw_dataset.RawDataset:
 
 
 SOURCES: dict[str, Callable[..., raw_dataset.RawDataset]] = {
+    "deepfurniture": _deepfurniture,
     "generic": _generic,
+    "iqon3000": _iqon3000,
     "reference_pickles": _reference_pickles,
     "synthetic": _synthetic,
 }
