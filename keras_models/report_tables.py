@@ -100,18 +100,26 @@ def write_all(output_dir: str, config: configs.EvalConfig, manifest: data_files.
   return table
 
 
-def mean_std_table(documents: list[dict], top_percents=(5, 10, 20), scope: str = "micro") -> str:
-  """Mean +- std over runs (e.g. seeds) of each method's Top-K% and MRR."""
+def mean_std_table(documents: list[dict], top_percents=(5, 10, 20), scope: str = "micro",
+                   last: tuple[str, ...] = ("random", "category_mean")) -> str:
+  """Mean +- std over runs (e.g. seeds) of each method's Top-K% (percent) and MRR.
+
+  Methods keep their first-seen order; the names in `last` (the baselines) come at the end.
+  """
   methods: dict[str, list[dict]] = {}
   for document in documents:
     for method, values in document["methods"].items():
       methods.setdefault(method, []).append(values[scope])
+  order = [m for m in methods if m not in last] + [m for m in last if m in methods]
   metrics = [f"top_{p}_percent" for p in top_percents] + ["mrr"]
   lines = [f"{'method':<16} runs " + " ".join(f"{m:>18}" for m in metrics)]
-  for method, runs in methods.items():
+  for method in order:
+    runs = methods[method]
     cells = []
     for metric in metrics:
-      values = np.array([r[metric] for r in runs], float) * (1 if metric == "mrr" else 100)
-      cells.append(f"{values.mean():8.2f} +- {values.std(ddof=1) if len(values) > 1 else 0:6.2f}")
+      scale, digits = (1.0, 4) if metric == "mrr" else (100.0, 2)
+      values = np.array([r[metric] for r in runs], float) * scale
+      spread = values.std(ddof=1) if len(values) > 1 else 0.0
+      cells.append(f"{values.mean():8.{digits}f} +- {spread:6.{digits}f}")
     lines.append(f"{method:<16} {len(runs):>4} " + " ".join(f"{c:>18}" for c in cells))
   return "\n".join(lines) + "\n"
