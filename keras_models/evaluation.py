@@ -75,7 +75,7 @@ def run(config: configs.EvalConfig) -> EvalResult:
   os.makedirs(output_dir, exist_ok=True)
   table = report_tables.write_all(output_dir, config, manifest, evaluator, summaries)
   report_figures.write_figures(output_dir, config, manifest, evaluator, method, summary,
-                              vectors, encoder)
+                              vectors)
   logging.info("wrote evaluation of %s on %s/%s to %s", method, manifest.data_label(),
                config.split, output_dir)
   return EvalResult(method=method, summaries=summaries, output_dir=output_dir, table=table)

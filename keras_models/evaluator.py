@@ -25,17 +25,15 @@ from keras_models.metrics import streaming
 
 
 @dataclasses.dataclass
-class Queries:
-  """One row per target item of the split.
+class Targets:
+  """One row per target item of the split, i.e. per query.
 
   Attributes:
-    vectors: [Q, D] L2-normalised predictions p(X, c) (None for baselines without model).
     categories: [Q] int32 category c of the positive.
     positive_rows: [Q] int64 item-table row of the positive.
     set_rows: [Q] int32 index of the query's set in split order.
   """
 
-  vectors: np.ndarray | None
   categories: np.ndarray
   positive_rows: np.ndarray
   set_rows: np.ndarray
@@ -69,7 +67,7 @@ class Evaluator:
     self.ranker = streaming.ChunkedRanker()
     self._predict_functions: dict[int, tf.types.experimental.PolymorphicFunction] = {}
 
-  def _target_slots(self) -> Queries:
+  def _target_slots(self) -> Targets:
     categories, rows, sets = [], [], []
     self.query_rows: list[np.ndarray] = []
     offset = 0
@@ -81,7 +79,7 @@ class Evaluator:
       rows.append(batch["target_item_index"].numpy()[mask])
       sets.append((np.nonzero(mask)[0] + offset).astype(np.int32))
       offset += mask.shape[0]
-    return Queries(None, np.concatenate(categories).astype(np.int32),
+    return Targets(np.concatenate(categories).astype(np.int32),
                    np.concatenate(rows).astype(np.int64), np.concatenate(sets))
 
   def predictions(self, encoder: keras.Model) -> np.ndarray:

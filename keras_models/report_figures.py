@@ -19,9 +19,8 @@ TOP_K_SHOWN = 5
 
 def write_figures(output_dir: str, config: configs.EvalConfig, manifest: data_files.Manifest,
                   evaluator: evaluator_lib.Evaluator, method: str, summary: dict,
-                  vectors: np.ndarray, encoder) -> list[str]:
+                  vectors: np.ndarray) -> list[str]:
   """Writes the figures of one evaluation and logs them to TensorBoard; returns the paths."""
-  del encoder
   names = list(manifest.categories)
   title = f"{method} on {manifest.data_label()} / {config.split}"
   written = []

@@ -80,7 +80,7 @@ def _optimizer(config: configs.TrainConfig, steps_per_epoch: int) -> keras.optim
   return keras.optimizers.Adam(learning_rate=rate)
 
 
-def _callbacks(config, trainer, encoder, evaluator, is_chief) -> list[keras.callbacks.Callback]:
+def _callbacks(config, encoder, evaluator, is_chief) -> list[keras.callbacks.Callback]:
   loss = config.loss
   history_path = os.path.join(config.model_dir, "history.csv")
   chain: list[keras.callbacks.Callback] = [
@@ -162,7 +162,7 @@ def run(config: configs.TrainConfig, strategy: tf.distribute.Strategy | None = N
   history = trainer.fit(
       train_dataset.repeat() if config.steps_per_epoch else train_dataset,
       epochs=config.epochs, steps_per_epoch=config.steps_per_epoch or None,
-      callbacks=_callbacks(config, trainer, encoder, evaluator, is_chief),
+      callbacks=_callbacks(config, encoder, evaluator, is_chief),
       verbose=config.verbose)
   if is_chief:
     callbacks.save_weights_atomically(encoder, os.path.join(config.model_dir, FINAL_WEIGHTS))
