@@ -11,7 +11,6 @@ import dataclasses
 import os
 
 from absl import logging
-import numpy as np
 
 from keras_models import configs
 from keras_models import data_files

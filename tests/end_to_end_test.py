@@ -89,7 +89,7 @@ def test_train_main_then_eval_main(data_dir, tmp_path, monkeypatch, capsys):
   assert "best val Top-10%" in capsys.readouterr().out
   # flags.txt re-runs the same configuration.
   with flagsaver.flagsaver():
-    _parse(f"--flagfile=experiments/smoke/cst.flags", f"--data_dir={data_dir}",
+    _parse("--flagfile=experiments/smoke/cst.flags", f"--data_dir={data_dir}",
            f"--model_dir={model_dir}")
     expected = train_flags.train_config_from_flags()
     _parse(f"--flagfile={os.path.join(model_dir, 'flags.txt')}")

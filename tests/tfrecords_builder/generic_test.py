@@ -3,67 +3,22 @@
 from __future__ import annotations
 
 import collections
-import json
 import os
 
 import numpy as np
 import pytest
 
+from tests.tfrecords_builder.generic_fixtures import DIM
+from tests.tfrecords_builder.generic_fixtures import ITEM_IDS
+from tests.tfrecords_builder.generic_fixtures import NAMES
+from tests.tfrecords_builder.generic_fixtures import SETS
+from tests.tfrecords_builder.generic_fixtures import _normalised
+from tests.tfrecords_builder.generic_fixtures import _replace_line
+from tests.tfrecords_builder.generic_fixtures import _write_dataset
 from tfrecords_builder import build
 from tfrecords_builder import config as config_lib
 from tfrecords_builder import dataset_builder
 from tfrecords_builder.sources import generic
-
-DIM = 5
-
-# Items: (item id, category). Names sort as bed < chair < lamp < sofa -> ids 1..4.
-SETS = [
-    {"set_id": "s1", "split": "train", "group": "room1",
-     "items": [{"item_id": "a1", "category": "sofa", "image": "img/a1.jpg"},
-               {"item_id": "a2", "category": "lamp"},
-               {"item_id": "a3", "category": "chair", "image": "/abs/a3.png"}]},
-    {"set_id": "s2", "split": "train",
-     "items": [{"item_id": "b1", "category": "bed"}, {"item_id": "a2", "category": "lamp"}]},
-    {"set_id": "s3", "split": "val",
-     "items": [{"item_id": "c1", "category": "chair"}, {"item_id": "c2", "category": "sofa"},
-               {"item_id": "c3", "category": "bed"}]},
-    {"set_id": "s4", "split": "test",
-     "items": [{"item_id": "d1", "category": "lamp"}, {"item_id": "d2", "category": "bed"}]},
-    # An integer set id is accepted and read as text.
-    {"set_id": 5, "split": "test",
-     "items": [{"item_id": "d3", "category": "sofa"}, {"item_id": "d1", "category": "lamp"}]},
-]
-ITEM_IDS = ["a1", "a2", "a3", "b1", "c1", "c2", "c3", "d1", "d2", "d3"]
-NAMES = ("bed", "chair", "lamp", "sofa")
-
-
-def _write_lines(path, lines):
-  """Writes `lines` (dicts become JSON, strings are written as they are)."""
-  path.parent.mkdir(parents=True, exist_ok=True)
-  with open(path, "w", encoding="utf-8") as stream:
-    for line in lines:
-      stream.write((line if isinstance(line, str) else json.dumps(line)) + "\n")
-
-
-def _features(item_ids, seed=0):
-  """[N, DIM] float16 features, away from zero so that every row can be normalised."""
-  rng = np.random.default_rng(seed)
-  return (rng.standard_normal((len(item_ids), DIM)) + 0.5).astype(np.float16)
-
-
-def _write_dataset(folder, sets=SETS, item_ids=ITEM_IDS, features=None,
-                   name="features.npz"):
-  """Writes sets.jsonl and a features .npz into `folder`; returns the float16 features."""
-  if features is None:
-    features = _features(item_ids)
-  _write_lines(folder / "sets.jsonl", sets)
-  np.savez(folder / name, item_ids=np.asarray(item_ids), features=features)
-  return features
-
-
-def _normalised(features):
-  features = np.asarray(features, np.float32)
-  return features / np.linalg.norm(features, axis=1, keepdims=True)
 
 
 def test_parse_sets_and_features(tmp_path):
@@ -208,12 +163,6 @@ def test_min_set_size_option(tmp_path):
     dataset_builder.build(generic.load(str(tmp_path / "in")), min_set_size=1)
 
 
-def _replace_line(number, line):
-  lines = list(SETS)
-  lines[number - 1] = line
-  return lines
-
-
 # (lines of sets.jsonl, regex after "sets.jsonl:").
 _LINE_ERRORS = {
     "invalid_json": (
@@ -274,101 +223,6 @@ def test_missing_sets_file(tmp_path):
 def test_empty_sets_file(tmp_path):
   _write_dataset(tmp_path, sets=["", ""])
   with pytest.raises(ValueError, match=r"sets\.jsonl: no sets in file"):
-    generic.load(str(tmp_path))
-
-
-def test_missing_features_file(tmp_path):
-  _write_lines(tmp_path / "sets.jsonl", SETS)
-  with pytest.raises(FileNotFoundError, match=(
-      rf"{tmp_path}: expected features\.npz or exactly one \.npz file, found 0")):
-    generic.load(str(tmp_path))
-  with pytest.raises(FileNotFoundError, match=r"missing\.npz: features file not found"):
-    generic.load(str(tmp_path), str(tmp_path / "missing.npz"))
-
-
-def test_item_not_in_features(tmp_path):
-  lines = _replace_line(3, dict(SETS[2], items=SETS[2]["items"] + [
-      {"item_id": "zz", "category": "bed"}]))
-  _write_dataset(tmp_path, sets=lines)
-  with pytest.raises(ValueError, match=(r"sets\.jsonl:3 \(set 's3'\): item 'zz' is not in "
-                                        r".*features\.npz")):
-    dataset_builder.build(generic.load(str(tmp_path)))
-
-
-@pytest.mark.parametrize("bad_value", [np.nan, np.inf, -np.inf])
-def test_features_not_finite(tmp_path, bad_value):
-  features = _features(ITEM_IDS)
-  features[6, 2] = bad_value  # Item "c3".
-  _write_dataset(tmp_path, features=features)
-  with pytest.raises(ValueError, match=(r"features\.npz: feature of item 'c3' \(row 6\) has "
-                                        r"NaN or inf")):
-    generic.load(str(tmp_path))
-
-
-def test_zero_feature_cannot_be_normalised(tmp_path):
-  features = _features(ITEM_IDS)
-  features[3] = 0  # Item "b1".
-  _write_dataset(tmp_path, features=features)
-  dataset = generic.load(str(tmp_path))
-  with pytest.raises(ValueError, match=r"features\.npz: item 'b1' has an all-zero feature"):
-    dataset_builder.build(dataset)
-  # Without normalisation the zero row is kept as it is.
-  built = dataset_builder.build(dataset, l2_normalize=False)
-  row = built.splits["train"].item_ids.tolist().index("b1")
-  np.testing.assert_array_equal(built.splits["train"].features[row], np.zeros(DIM))
-
-
-# (item_ids, features, regex after "features.npz: ").
-_TABLE_ERRORS = {
-    "features_not_2d": (ITEM_IDS, np.zeros((len(ITEM_IDS), DIM, 2), np.float16),
-                        r"'features' must be \[N, D\], got shape \(10, 5, 2\)"),
-    "features_1d": (ITEM_IDS, np.ones(len(ITEM_IDS), np.float32),
-                    r"'features' must be \[N, D\], got shape \(10,\)"),
-    "length_mismatch": (ITEM_IDS, _features(ITEM_IDS + ["extra"]),
-                        r"10 item_ids but 11 feature rows"),
-    "duplicate_item_id": (ITEM_IDS[:-1] + ["a2"], _features(ITEM_IDS),
-                          r"item_id 'a2' appears 2 times"),
-    "integer_features": (ITEM_IDS, np.ones((len(ITEM_IDS), DIM), np.int32),
-                         r"'features' must be a float array, got int32"),
-    "item_ids_2d": (np.asarray(ITEM_IDS).reshape(2, 5), _features(ITEM_IDS),
-                    r"'item_ids' must be 1-D, got shape \(2, 5\)"),
-}
-
-
-@pytest.mark.parametrize("case", sorted(_TABLE_ERRORS))
-def test_feature_table_errors(tmp_path, case):
-  item_ids, features, pattern = _TABLE_ERRORS[case]
-  _write_dataset(tmp_path, item_ids=item_ids, features=features)
-  with pytest.raises(ValueError, match=r"features\.npz: " + pattern):
-    generic.load(str(tmp_path))
-
-
-def test_feature_table_missing_array(tmp_path):
-  _write_lines(tmp_path / "sets.jsonl", SETS)
-  np.savez(tmp_path / "features.npz", ids=np.asarray(ITEM_IDS), features=_features(ITEM_IDS))
-  with pytest.raises(ValueError, match=r"features\.npz: missing array\(s\) \['item_ids'\]"):
-    generic.load(str(tmp_path))
-
-
-def test_feature_table_not_npz(tmp_path):
-  _write_lines(tmp_path / "sets.jsonl", SETS)
-  (tmp_path / "features.npz").write_bytes(b"not a zip file")
-  with pytest.raises(ValueError, match=r"features\.npz: not a readable \.npz file"):
-    generic.load(str(tmp_path))
-
-
-def test_feature_table_object_arrays_refused(tmp_path):
-  _write_lines(tmp_path / "sets.jsonl", SETS)
-  np.savez(tmp_path / "features.npz", item_ids=np.asarray(ITEM_IDS, dtype=object),
-           features=_features(ITEM_IDS))
-  with pytest.raises(ValueError, match=r"features\.npz: not a readable \.npz file"):
-    generic.load(str(tmp_path))
-
-
-def test_duplicate_item_id_count_is_its_own(tmp_path):
-  item_ids = ITEM_IDS + ["a1", "b1", "b1"]
-  _write_dataset(tmp_path, item_ids=item_ids, features=_features(item_ids))
-  with pytest.raises(ValueError, match=r"features\.npz: item_id 'a1' appears 2 times"):
     generic.load(str(tmp_path))
 
 
