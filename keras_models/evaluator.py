@@ -50,10 +50,11 @@ class Evaluator:
     self.chunk_size = chunk_size
     self.top_percents, self.recall_ks, self.map_ks = top_percents, recall_ks, map_ks
     self.table = data_files.load_item_table(manifest, split)
-    self.dataset = input_pipeline.make_dataset(
-        manifest, split, batch_size, training=False, seed=seed).cache()
-    self.batches = [batch for batch in self.dataset]
+    # The halves are fixed, so the batches are read once and reused every epoch.
+    self.batches = list(input_pipeline.make_dataset(
+        manifest, split, batch_size, training=False, seed=seed))
     self.targets = self._target_slots()
+    self.positive_features = l2_normalize(self.table.features[self.targets.positive_rows])
     if gallery == "targets":
       rows = np.unique(self.targets.positive_rows)
     else:
@@ -108,9 +109,8 @@ class Evaluator:
 
   def ranks(self, vectors: np.ndarray) -> np.ndarray:
     """[Q] rank of each target item for query vectors [Q, D]."""
-    positives = l2_normalize(self.table.features[self.targets.positive_rows])
     return self.ranker.ranks(
-        vectors, self.targets.categories, self.targets.positive_rows, positives,
+        vectors, self.targets.categories, self.targets.positive_rows, self.positive_features,
         self.gallery_features, self.gallery_categories, self.gallery_rows, self.chunk_size)
 
   def summarize(self, ranks: np.ndarray) -> dict[str, np.ndarray | float]:

@@ -57,9 +57,10 @@ def split_halves(parsed: dict[str, tf.Tensor], half: int, training: bool,
   slots = tf.range(half, dtype=tf.int32)[None, :]
   last = tf.shape(order)[1] - 1
   result = {"set_id": parsed["set_id"]}
-  for prefix, start, count in (("query", 0, num_query), ("target", num_query, num_items - num_query)):
-    position = start[:, None] + slots if prefix == "target" else tf.broadcast_to(
-        slots, [tf.shape(order)[0], half])
+  halves = (("query", tf.zeros_like(num_query), num_query),
+            ("target", num_query, num_items - num_query))
+  for prefix, start, count in halves:
+    position = start[:, None] + slots
     mask = slots < count[:, None]
     index = tf.gather(order, tf.minimum(position, last), batch_dims=1)
     features = tf.gather(parsed["features"], index, batch_dims=1)

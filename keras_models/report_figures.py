@@ -49,12 +49,11 @@ def _write_collages(output_dir, config, evaluator, vectors, names, title) -> lis
   if config.num_collages <= 0 or not any(table.images):
     return []
   targets = evaluator.targets
-  has_image = np.array([bool(p) for p in table.images])
-  candidate_sets = [s for s in np.unique(targets.set_rows)
-                    if has_image[targets.positive_rows[targets.set_rows == s]].any()]
+  has_image = table.images != ""
+  candidate_sets = np.unique(targets.set_rows[has_image[targets.positive_rows]])
   rng = np.random.default_rng(config.seed)
   chosen = sorted(rng.choice(candidate_sets, min(config.num_collages, len(candidate_sets)),
-                             replace=False)) if candidate_sets else []
+                             replace=False)) if len(candidate_sets) else []
   folder = os.path.join(output_dir, "collages")
   os.makedirs(folder, exist_ok=True)
   paths = []

@@ -162,6 +162,3 @@ class SetRetrievalTrainer(keras.Model):
     gradients = tape.gradient(loss, variables)
     self.optimizer.apply(gradients, variables)
     return self._update_trackers(terms, data)
-
-  def test_step(self, data):
-    return self._update_trackers(self._loss_terms(data, training=False), data)
