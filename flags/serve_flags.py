@@ -1,0 +1,38 @@
+"""Flags of serve_main.py: where the model and index are, and the request bounds."""
+
+from __future__ import annotations
+
+from absl import flags
+
+from flags import common_flags
+from flags import eval_flags
+from flags import index_flags
+from search import configs
+
+_SERVE = configs.ServeConfig(data_dir="", model_dir="", index_dir="")
+
+HOST = flags.DEFINE_string("host", _SERVE.host, "Interface to listen on.")
+PORT = flags.DEFINE_integer("port", _SERVE.port, "TCP port.")
+MAX_BODY_BYTES = flags.DEFINE_integer("max_body_bytes", _SERVE.max_body_bytes,
+                                      "Larger request bodies get 413.")
+MAX_ITEMS = flags.DEFINE_integer("max_items", _SERVE.max_items,
+                                 "Most query items per request (the model's padded set size).")
+MAX_K = flags.DEFINE_integer("max_k", _SERVE.max_k, "Largest k a request may ask for.")
+REQUEST_TIMEOUT_S = flags.DEFINE_float("request_timeout_s", _SERVE.request_timeout_s,
+                                       "Per-request time bound: 503 when no worker frees up "
+                                       "in time, 504 when the work itself overruns.")
+MAX_CONCURRENT = flags.DEFINE_integer("max_concurrent", _SERVE.max_concurrent,
+                                      "Requests computed at the same time.")
+
+
+def serve_config_from_flags() -> configs.ServeConfig:
+  """Converts the parsed flags into a validated ServeConfig."""
+  config = configs.ServeConfig(
+      data_dir=common_flags.require(common_flags.DATA_DIR),
+      model_dir=common_flags.require(common_flags.MODEL_DIR),
+      index_dir=index_flags.index_dir(), model=common_flags.model_config_from_flags(),
+      weights=eval_flags.WEIGHTS.value, host=HOST.value, port=PORT.value,
+      max_body_bytes=MAX_BODY_BYTES.value, max_items=MAX_ITEMS.value, max_k=MAX_K.value,
+      request_timeout_s=REQUEST_TIMEOUT_S.value, max_concurrent=MAX_CONCURRENT.value)
+  config.validate()
+  return config

@@ -1,0 +1,133 @@
+"""Frozen, validated configurations of index builds and of the query service.
+
+flags/index_flags.py and flags/serve_flags.py convert flags into these; library code and
+tests build them directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from keras_models import configs as model_configs
+
+BACKENDS = ("exact", "faiss_flat", "faiss_ivf", "faiss_hnsw", "scann")
+GALLERY_SPLITS = ("train", "val", "test", "all")
+
+
+def default_index_dir(model_dir: str, backend: str) -> str:
+  """Where an index lives "next to the model": <model_dir>/index/<backend>."""
+  return os.path.join(model_dir, "index", backend)
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexConfig:
+  """One index build: which gallery, which backend and its parameters.
+
+  Attributes:
+    data_dir: Shards folder whose manifest gives categories and item tables.
+    output_dir: Index folder (built under a temporary name, then renamed into place).
+    backend: One of BACKENDS.
+    split: Gallery items: one split's item table, or "all" (every split, deduplicated by
+      item id, first split wins in train, val, test order).
+    features: Optional generic `features.npz` (`item_ids`, `features`) whose vectors
+      replace the item tables'; every id must be an item of the chosen split(s), which
+      give its category.
+    overwrite: Replace an existing index folder.
+    model_dir: The model the index is meant for (recorded in the index manifest).
+    exact_chunk_size: Gallery rows per compiled call of the exact scorer.
+    ivf_nlist: IVF lists per category; 0 = round(4 * sqrt(n)), at most n / 39 (FAISS
+      wants >= 39 training points per list).
+    ivf_nprobe: IVF lists visited per query.
+    hnsw_m: HNSW links per node.
+    hnsw_ef_construction: HNSW candidate list size while building.
+    hnsw_ef_search: HNSW candidate list size while searching.
+    scann_num_leaves: ScaNN partitions; 0 = round(sqrt(n)). Categories with fewer than
+      scann_min_partitioned items use ScaNN's brute force.
+    scann_leaves_to_search: Partitions visited per query; 0 = max(1, num_leaves / 10).
+    scann_reorder: Candidates re-scored exactly after asymmetric hashing.
+    scann_min_partitioned: Smallest category that gets a partitioned ScaNN index.
+  """
+
+  data_dir: str
+  output_dir: str
+  backend: str = "exact"
+  split: str = "all"
+  features: str = ""
+  overwrite: bool = False
+  model_dir: str = ""
+  exact_chunk_size: int = 65536
+  ivf_nlist: int = 0
+  ivf_nprobe: int = 16
+  hnsw_m: int = 32
+  hnsw_ef_construction: int = 80
+  hnsw_ef_search: int = 64
+  scann_num_leaves: int = 0
+  scann_leaves_to_search: int = 0
+  scann_reorder: int = 100
+  scann_min_partitioned: int = 2000
+
+  def validate(self) -> None:
+    if self.backend not in BACKENDS:
+      raise ValueError(f"unknown backend '{self.backend}'; known: {', '.join(BACKENDS)}")
+    if self.split not in GALLERY_SPLITS:
+      raise ValueError(f"split must be one of {GALLERY_SPLITS}, got '{self.split}'")
+    if not self.data_dir:
+      raise ValueError("data_dir is required")
+    if not self.output_dir:
+      raise ValueError("output_dir is required (or model_dir, to write next to the model)")
+    positive = ("exact_chunk_size", "ivf_nprobe", "hnsw_m", "hnsw_ef_construction",
+                "hnsw_ef_search", "scann_reorder", "scann_min_partitioned")
+    for name in positive:
+      if getattr(self, name) < 1:
+        raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+    for name in ("ivf_nlist", "scann_num_leaves", "scann_leaves_to_search"):
+      if getattr(self, name) < 0:
+        raise ValueError(f"{name} must be >= 0 (0 = automatic), got {getattr(self, name)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeConfig:
+  """The query service: what it serves and the bounds it enforces on every request.
+
+  Attributes:
+    data_dir: Shards folder of the model's data (feature dim, categories, max set size).
+    model_dir: Trained model folder.
+    index_dir: Index folder written by index_main.py.
+    model: Architecture of the trained encoder.
+    weights: Encoder weights; default <model_dir>/best.weights.h5.
+    host: Interface to listen on.
+    port: TCP port.
+    max_body_bytes: Larger request bodies get 413 (by Content-Length or as streamed).
+    max_items: Most query items per request; the model input is padded to this size.
+    max_k: Largest k a request may ask for.
+    request_timeout_s: A request that waits longer for a free worker gets 503, one whose
+      model and index work takes longer gets 504.
+    max_concurrent: Requests computed at the same time; the others wait.
+  """
+
+  data_dir: str
+  model_dir: str
+  index_dir: str
+  model: model_configs.ModelConfig = model_configs.ModelConfig()
+  weights: str = ""
+  host: str = "127.0.0.1"
+  port: int = 8000
+  max_body_bytes: int = 1 << 20
+  max_items: int = 64
+  max_k: int = 100
+  request_timeout_s: float = 10.0
+  max_concurrent: int = 2
+
+  def validate(self) -> None:
+    self.model.validate()
+    for name in ("data_dir", "model_dir", "index_dir"):
+      if not getattr(self, name):
+        raise ValueError(f"{name} is required")
+    if not 0 <= self.port <= 65535:
+      raise ValueError(f"port must be in 0..65535, got {self.port}")
+    for name in ("max_body_bytes", "max_items", "max_k", "max_concurrent"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+    if self.request_timeout_s <= 0:
+      raise ValueError(f"request_timeout_s must be > 0, got {self.request_timeout_s}")

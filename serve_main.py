@@ -1,0 +1,38 @@
+"""Serves set-completion queries of a trained model over HTTP (FastAPI + uvicorn).
+
+  python index_main.py --flagfile=experiments/serve/demo.flags     # once: build the index
+  python serve_main.py --flagfile=experiments/serve/demo.flags --port=8000
+  curl -s localhost:8000/v1/complete -H 'Content-Type: application/json' \
+      -d '{"items": [{"item_id": "..."}], "categories": ["cat03"], "k": 5}'
+
+Endpoints: POST /v1/complete, GET /v1/info, GET /healthz (see README, "Search service").
+"""
+
+from __future__ import annotations
+
+from absl import app
+from absl import logging
+import uvicorn
+
+from flags import serve_flags
+# Experiment flagfiles hold training flags too; defining them lets one file drive all.
+from flags import train_flags  # pylint: disable=unused-import
+from search import service
+
+# Connections uvicorn accepts at once before answering 503 itself; requests beyond
+# --max_concurrent wait inside the app (bounded by --request_timeout_s).
+CONNECTION_LIMIT = 256
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  config = serve_flags.serve_config_from_flags()
+  application = service.build_app(config)
+  logging.info("listening on http://%s:%d", config.host, config.port)
+  uvicorn.run(application, host=config.host, port=config.port, log_level="warning",
+              access_log=False, limit_concurrency=CONNECTION_LIMIT, timeout_keep_alive=5)
+
+
+if __name__ == "__main__":
+  app.run(main)
