@@ -115,6 +115,7 @@ def create_app(completer: completion.Completer, config: configs.ServeConfig,
     yield
 
   app = fastapi.FastAPI(title="setretrieval", lifespan=lifespan)
+  app.state.completer = completer
   app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
   request_model = request_models(config)
 
