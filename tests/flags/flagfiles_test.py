@@ -11,6 +11,8 @@ import pytest
 
 from flags import builder_flags
 from flags import eval_flags
+from flags import index_flags
+from flags import serve_flags
 from flags import train_flags
 
 FLAGS = flags.FLAGS
@@ -39,6 +41,12 @@ def test_flagfile_parses(path, monkeypatch):
       _parse(path)
       config = builder_flags.builder_config_from_flags()
       assert config.output_dir
+    elif "/serve/" in path:
+      _parse(path)
+      index = index_flags.index_config_from_flags()
+      serve = serve_flags.serve_config_from_flags()
+      assert index.output_dir == serve.index_dir
+      assert serve.model.hidden_dim == train_flags.train_config_from_flags().model.hidden_dim
     elif "/common/" in path:
       _parse(path, "--data_dir=d", "--model_dir=m")
       train_flags.train_config_from_flags()
