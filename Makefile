@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DEMO_DIR ?= runs/demo
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test install clean-demo
+.PHONY: demo test install clean-demo serve
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,22 @@ demo: $(VENV)/.installed
 	    --data_dir=$(DEMO_DIR)/synthetic --model_dir=$(DEMO_DIR)/cst --verbose=2
 	$(BIN)/python eval_main.py --flagfile=experiments/synthetic/cst.flags \
 	    --data_dir=$(DEMO_DIR)/synthetic --model_dir=$(DEMO_DIR)/cst --split=test
+
+# Query service on the demo model (runs `make demo` first if it has not run): builds the
+# index once, then serves on 127.0.0.1:$(PORT) until Ctrl-C.
+PORT ?= 8000
+BACKEND ?= faiss_hnsw
+SERVE_FLAGS = --flagfile=experiments/serve/demo.flags --data_dir=$(DEMO_DIR)/synthetic \
+    --model_dir=$(DEMO_DIR)/cst --backend=$(BACKEND)
+
+$(DEMO_DIR)/cst/best.weights.h5:
+	$(MAKE) demo
+
+$(DEMO_DIR)/cst/index/$(BACKEND)/index_manifest.json: $(DEMO_DIR)/cst/best.weights.h5
+	$(BIN)/python index_main.py $(SERVE_FLAGS) --index_overwrite
+
+serve: $(VENV)/.installed $(DEMO_DIR)/cst/index/$(BACKEND)/index_manifest.json
+	$(BIN)/python serve_main.py $(SERVE_FLAGS) --port=$(PORT)
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
