@@ -48,7 +48,7 @@ HNSW_EF_CONSTRUCTION = flags.DEFINE_integer("hnsw_ef_construction", 40, "faiss_h
 # Search efforts tried per approximate backend (the first is the index's default).
 SWEEPS = {"faiss_ivf": ("ivf_nprobe", (16, 8, 32)),
           "faiss_hnsw": ("hnsw_ef_search", (64, 32, 128)),
-          "scann": ("scann_leaves_to_search", (0, 25, 100))}
+          "scann": ("scann_leaves_to_search", (0, 25, 300))}
 
 
 def clustered_gallery(num_items, num_queries, dim, num_clusters, noise, seed=0):
