@@ -124,11 +124,10 @@ def create_app(completer: completion.Completer, config: configs.ServeConfig,
     problems = [{"field": "body", "message": f"invalid JSON: {e.get('ctx', {}).get('error', e['msg'])}"}
                 if e["type"] == "json_invalid" else {"field": _field(e["loc"]), "message": e["msg"]}
                 for e in error.errors()]
-    response = error_response(422, problems[0]["field"], problems[0]["message"])
+    error_body = {"status": 422, **problems[0]}
     if len(problems) > 1:
-      response = responses.JSONResponse(
-          {"error": {"status": 422, **problems[0], "all": problems}}, status_code=422)
-    return response
+      error_body["all"] = problems
+    return responses.JSONResponse({"error": error_body}, status_code=422)
 
   @app.exception_handler(starlette_exceptions.HTTPException)
   async def http_error(_, error: starlette_exceptions.HTTPException):

@@ -233,3 +233,10 @@ def test_completer_refuses_bad_input_directly(app):
   completer = app.state.completer
   with pytest.raises(completion.ApiError, match="items: needs 1..5 items, got 0"):
     completer.complete([], ["cat01"], 3)
+
+
+def test_every_problem_is_listed(client):
+  answer = client.post("/v1/complete", json={"items": [], "categories": ["cat01"], "k": 0})
+  error = answer.json()["error"]
+  assert answer.status_code == 422 and error["field"] == "items"
+  assert [problem["field"] for problem in error["all"]] == ["items", "k"]
