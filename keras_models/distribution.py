@@ -78,3 +78,18 @@ def make_strategy(name: str = "mirrored", num_gpus: int = -1,
     devices = gpus or ["/cpu:0"]
   logging.info("MirroredStrategy over %s", devices)
   return tf.distribute.MirroredStrategy(devices)
+
+
+def all_gather_rows(context: tf.distribute.ReplicaContext, tensor: tf.Tensor) -> tf.Tensor:
+  """Every replica's `tensor` [b, ...] stacked along axis 0 in replica order: [R * b, ...].
+
+  Built on all_reduce because ReplicaContext.all_gather fails under
+  MultiWorkerMirroredStrategy with one device per worker ("destinations can not be
+  empty", TF 2.21). Each replica puts its rows in its own slot of zeros; the sum is exact.
+  Every replica must pass the same b; bool tensors must be cast to a number first.
+  """
+  slot = tf.one_hot(context.replica_id_in_sync_group, context.num_replicas_in_sync,
+                    dtype=tensor.dtype)
+  placed = tf.reshape(slot, [-1] + [1] * tensor.shape.rank) * tensor[None]
+  gathered = context.all_reduce(tf.distribute.ReduceOp.SUM, placed)
+  return tf.reshape(gathered, tf.concat([[-1], tf.shape(tensor)[1:]], axis=0))

@@ -131,12 +131,14 @@ class Checkpointer:
 
   def save(self, step: int, callbacks: list[keras.callbacks.Callback]) -> None:
     """Writes the checkpoint of global step `step`, then points latest.json at it."""
+    # Every worker reads: reading a sync-on-read variable (metric totals) is a collective
+    # op under MultiWorkerMirroredStrategy, which blocks unless all workers join.
+    values = {f"v{i}": np.asarray(keras.ops.convert_to_numpy(v))
+              for i, v in enumerate(trainer_variables(self.trainer))}
     if self.is_chief:
       name = f"step-{step:09d}"
       folder = os.path.join(self.backup_dir, name)
       os.makedirs(folder, exist_ok=True)
-      values = {f"v{i}": np.asarray(keras.ops.convert_to_numpy(v))
-                for i, v in enumerate(trainer_variables(self.trainer))}
       atomic_io.write_npz(os.path.join(folder, VARIABLES), **values)
       states = {type(c).__name__: s for c in callbacks
                 if (s := callback_state(c)) is not None}
