@@ -29,6 +29,7 @@ from keras_models import evaluator as evaluator_lib
 from keras_models import input_pipeline
 from keras_models import resume
 from keras_models import retrieval_trainer
+from keras_models import weights_io
 from keras_models.losses import tpaneg
 from keras_models.models import registry
 from tfrecords_builder import atomic_io
@@ -149,6 +150,7 @@ def run(config: configs.TrainConfig, strategy: tf.distribute.Strategy | None = N
   is_chief = distribution.is_chief()
   if is_chief:
     atomic_io.check_writable_dir(config.model_dir, "--model_dir")
+    weights_io.write_signature(config.model_dir, manifest)
   if config.verify_shards:
     for split in ("train", "val"):
       data_files.verify_shards(manifest, split)
