@@ -2,7 +2,7 @@
 
 Started twice by multi_worker_test.py (worker 0 and 1 on 127.0.0.1):
   TF_CONFIG=... python tests/keras_models/multi_worker_script.py --strategy=multi_worker ...
-The last stdout line is JSON: {"chief": bool, "sha256": str, "epochs": int}.
+The result is the stdout line of JSON: {"chief": bool, "sha256": str, "epochs": int}.
 """
 
 from __future__ import annotations
