@@ -52,7 +52,7 @@ def callback_state(callback: keras.callbacks.Callback) -> dict | None:
   if hasattr(callback, "get_state"):
     return callback.get_state()
   names = KERAS_STATE.get(type(callback).__name__)
-  return None if names is None else {n: _plain(getattr(callback, n)) for n in names}
+  return None if names is None else {n: _plain(getattr(callback, n, None)) for n in names}
 
 
 def set_callback_state(callback: keras.callbacks.Callback, state: dict) -> None:
