@@ -74,7 +74,7 @@ class Checkpointer:
   """Saves and restores the training state in `backup_dir` (see module docstring).
 
   Args:
-    backup_dir: Folder of the checkpoints; removed when training finishes.
+    backup_dir: Folder of the checkpoints; `remove()` once the final outputs are written.
     trainer: The compiled trainer (weights, optimizer, metrics).
     fingerprint: JSON-able description of the run; a checkpoint written under another
       fingerprint is refused with the first differing field.
@@ -210,9 +210,6 @@ class _SaveCheckpoints(keras.callbacks.Callback):
 
   def on_epoch_end(self, epoch, logs=None):
     self.checkpointer.save(self._step(), self.others)
-
-  def on_train_end(self, logs=None):
-    self.checkpointer.remove()
 
 
 def wrap_callbacks(checkpointer: Checkpointer, chain: list, start_step: int,

@@ -196,6 +196,8 @@ def run(config: configs.TrainConfig, strategy: tf.distribute.Strategy | None = N
                                                 config.checkpoint_every_steps))
   if is_chief:
     callbacks.save_weights_atomically(encoder, os.path.join(config.model_dir, FINAL_WEIGHTS))
+  # Only now: a kill before this point reruns from the last checkpoint, not from scratch.
+  checkpointer.remove()
   seconds = time.time() - start
   history = next(c for c in chain if isinstance(c, callbacks.HistoryCSV)).history()
   values = history.get(MONITOR, [])
