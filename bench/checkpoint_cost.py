@@ -1,6 +1,6 @@
 """Measures the cost of one resumable checkpoint (save and restore) for a model size.
 
-  python bench/checkpoint_cost.py --hidden_dim=256 --num_layers=2 --feature_dim=512
+  PYTHONPATH=. python bench/checkpoint_cost.py --hidden_dim=256 --num_layers=2 --feature_dim=512
 
 Builds SYNTHETIC shards in a temporary folder (the figures depend on the model size, not
 on the data), compiles the trainer with Adam, then times `resume.Checkpointer.save` and
