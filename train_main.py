@@ -4,7 +4,8 @@
   python train_main.py --flagfile=experiments/ikea/tpaneg.flags --epochs=5
 
 Writes flags.txt (re-runnable with --flagfile), best.weights.h5, final.weights.h5,
-history.csv and TensorBoard logs to --model_dir.
+history.csv and TensorBoard logs to --model_dir. Rerunning the same command after an
+interruption resumes from <model_dir>/backup.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from absl import flags
 
 from flags import common_flags
 from flags import train_flags
+from keras_models import distribution
 from keras_models import training
 from tfrecords_builder import atomic_io
 
@@ -36,9 +38,10 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   config = train_flags.train_config_from_flags()
-  os.makedirs(config.model_dir, exist_ok=True)
-  atomic_io.write_text(os.path.join(config.model_dir, "flags.txt"),
-                       flagfile_text([common_flags, train_flags]))
+  if distribution.is_chief():
+    atomic_io.check_writable_dir(config.model_dir, "--model_dir")
+    atomic_io.write_text(os.path.join(config.model_dir, "flags.txt"),
+                         flagfile_text([common_flags, train_flags]))
   result = training.run(config)
   print(f"trained {config.model.model} on {config.data_dir}: best val Top-10% "
         f"{100 * result.best_value:.2f}% at epoch {result.best_epoch} of "
@@ -46,4 +49,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=common_flags.parse_flags)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
+from absl import app
 from absl import flags
 
 from keras_models import configs
@@ -42,3 +46,67 @@ def require(flag_holder: flags.FlagHolder) -> str:
   if not flag_holder.value:
     raise flags.ValidationError(f"--{flag_holder.name} is required")
   return flag_holder.value
+
+
+def _flagfile_lines(path: str, seen: tuple[str, ...]) -> list[tuple[str, int, str]]:
+  """(path, line number, argument) of every flag in `path` and the flagfiles it includes."""
+  if path in seen:
+    raise flags.Error(f"{seen[-1]}: --flagfile={path} includes itself")
+  if not os.path.isfile(path):
+    where = f"{seen[-1]}: " if seen else ""
+    raise flags.Error(f"{where}--flagfile={path}: file not found (paths are relative to the "
+                      "working folder; run from the repository root)")
+  found = []
+  with open(path, encoding="utf-8") as stream:
+    for number, line in enumerate(stream, start=1):
+      text = line.strip()
+      if not text or text.startswith(("#", "//")):
+        continue
+      if text.startswith("--flagfile="):
+        found += _flagfile_lines(text.split("=", 1)[1], (*seen, path))
+      else:
+        found.append((path, number, text))
+  return found
+
+
+def check_flagfiles(argv: list[str]) -> None:
+  """Checks every line of the flagfiles in `argv` against the defined flags.
+
+  absl reports an unknown flag or a bad value without saying which flagfile and line it
+  came from; this names them: `experiments/x.flags:3: --epochs=ten: ...`.
+
+  Raises:
+    flags.Error: naming the flagfile, the line and the flag.
+  """
+  for argument in argv:
+    if not argument.startswith("--flagfile="):
+      continue
+    for path, number, text in _flagfile_lines(argument.split("=", 1)[1], ()):
+      where = f"{path}:{number}"
+      if not text.startswith("-"):
+        raise flags.Error(f"{where}: {text!r} is not a flag (expected --name=value)")
+      name, has_value, value = text.lstrip("-").partition("=")
+      if name not in flags.FLAGS and name.startswith("no") and name[2:] in flags.FLAGS:
+        if flags.FLAGS[name[2:]].boolean and not has_value:
+          continue
+      if name not in flags.FLAGS:
+        raise flags.Error(f"{where}: unknown flag --{name}")
+      flag = flags.FLAGS[name]
+      if not has_value:
+        if flag.boolean:
+          continue
+        raise flags.Error(f"{where}: --{name} needs a value (--{name}=...)")
+      try:
+        flag.parser.parse(value)
+      except (ValueError, TypeError, flags.Error) as error:
+        raise flags.Error(f"{where}: --{name}={value}: {error}") from None
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """`app.run(main, flags_parser=parse_flags)`: absl parsing, flagfile errors located."""
+  try:
+    check_flagfiles(argv[1:])
+  except flags.Error as error:
+    sys.stderr.write(f"FATAL Flags parsing error: {error}\n")
+    sys.exit(1)
+  return app.parse_flags_with_usage(argv)

@@ -54,6 +54,12 @@ TPANEG_CURRICULUM_EPOCHS = flags.DEFINE_integer(
     "tpaneg_curriculum_epochs", _LOSS.tpaneg_curriculum_epochs, "Epochs of the T_gamma ramp.")
 TPANEG_EPSILON = flags.DEFINE_float("tpaneg_epsilon", _LOSS.tpaneg_epsilon,
                                     "Prediction-aware margin epsilon.")
+CHECKPOINT_EVERY_STEPS = flags.DEFINE_integer(
+    "checkpoint_every_steps", _TRAIN.checkpoint_every_steps,
+    "Also save the resumable state every N steps within an epoch (0: at epoch ends only).")
+VERIFY_SHARDS = flags.DEFINE_bool("verify_shards", _TRAIN.verify_shards,
+                                  "Check every train/val shard against the manifest's "
+                                  "sha256 before training.")
 VERBOSE = flags.DEFINE_integer("verbose", _TRAIN.verbose,
                                "Keras fit verbosity: 1 progress bar, 2 one line per epoch.")
 
@@ -80,6 +86,7 @@ def train_config_from_flags() -> configs.TrainConfig:
       deterministic=DETERMINISTIC.value, jit_compile=JIT_COMPILE.value,
       shuffle_buffer=SHUFFLE_BUFFER.value,
       gallery_chunk_size=common_flags.GALLERY_CHUNK_SIZE.value,
-      eval_split_seed=common_flags.EVAL_SPLIT_SEED.value, verbose=VERBOSE.value)
+      eval_split_seed=common_flags.EVAL_SPLIT_SEED.value, verbose=VERBOSE.value,
+      checkpoint_every_steps=CHECKPOINT_EVERY_STEPS.value, verify_shards=VERIFY_SHARDS.value)
   config.validate()
   return config

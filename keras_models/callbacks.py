@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import os
+import csv
+import io
+import math
 
 from absl import logging
 import keras
@@ -10,6 +12,7 @@ import numpy as np
 
 from keras_models import evaluator as evaluator_lib
 from keras_models.losses import tpaneg
+from tfrecords_builder import atomic_io
 
 VAL_PREFIX = "val_"
 LOGGED = ("micro/top_5_percent", "micro/top_10_percent", "micro/top_20_percent", "micro/mrr",
@@ -73,6 +76,50 @@ class RetrievalValidation(keras.callbacks.Callback):
     logging.info("epoch %d: %s = %.4f (best %.4f at epoch %d)", epoch + 1, self.monitor,
                  current, self.best, self.best_epoch + 1)
 
+  def get_state(self) -> dict:
+    return {"best": float(self.best), "best_epoch": self.best_epoch}
+
+  def set_state(self, state: dict) -> None:
+    self.best, self.best_epoch = state["best"], state["best_epoch"]
+
+
+class HistoryCSV(keras.callbacks.Callback):
+  """Writes the logs of every finished epoch to a CSV, replacing the file atomically.
+
+  Unlike keras.callbacks.CSVLogger, which appends to an open file, a crash mid-write
+  leaves the previous complete file; the rows are part of the resumable state, so a
+  resumed run rewrites exactly the epochs its checkpoint had finished.
+  """
+
+  def __init__(self, path: str, is_chief: bool = True):
+    super().__init__()
+    self.path, self.is_chief = path, is_chief
+    self.rows: list[dict] = []
+
+  def on_epoch_end(self, epoch, logs=None):
+    row = {"epoch": epoch}
+    for key, value in sorted((logs or {}).items()):
+      row[key] = float(np.asarray(keras.ops.convert_to_numpy(value)))
+    self.rows.append(row)
+    if self.is_chief:
+      columns = list(dict.fromkeys(key for r in self.rows for key in r))
+      text = io.StringIO()
+      writer = csv.DictWriter(text, columns, lineterminator="\n")
+      writer.writeheader()
+      writer.writerows(self.rows)
+      atomic_io.write_text(self.path, text.getvalue())
+
+  def get_state(self) -> dict:
+    return {"rows": self.rows}  # Python's json keeps NaN and infinities.
+
+  def set_state(self, state: dict) -> None:
+    self.rows = [dict(row) for row in state["rows"]]
+
+  def history(self) -> dict[str, list[float]]:
+    """Column -> values over every epoch, as keras.callbacks.History holds them."""
+    return {key: [row.get(key, math.nan) for row in self.rows]
+            for key in dict.fromkeys(k for r in self.rows for k in r) if key != "epoch"}
+
 
 class LearningRateLogger(keras.callbacks.Callback):
   """Adds the optimizer's current learning rate to the epoch logs."""
@@ -88,11 +135,5 @@ class LearningRateLogger(keras.callbacks.Callback):
 
 def save_weights_atomically(model: keras.Model, path: str) -> None:
   """Writes `model.save_weights` to a temporary `.weights.h5` name, then renames."""
-  folder, name = os.path.split(path)
-  temp_path = os.path.join(folder, f".tmp-{os.getpid()}-{name}")
-  try:
+  with atomic_io.atomic_path(path) as temp_path:
     model.save_weights(temp_path)
-    os.replace(temp_path, path)
-  finally:
-    if os.path.exists(temp_path):
-      os.remove(temp_path)

@@ -95,6 +95,8 @@ class TrainConfig:
   gallery_chunk_size: int = 65536
   eval_split_seed: int = 0
   verbose: int = 1
+  checkpoint_every_steps: int = 0
+  verify_shards: bool = False
 
   def validate(self) -> None:
     self.model.validate()
@@ -117,6 +119,14 @@ class TrainConfig:
       raise ValueError(f"reduce_lr_factor must be in (0, 1), got {self.reduce_lr_factor}")
     if self.gallery_chunk_size < 1:
       raise ValueError("gallery_chunk_size must be >= 1")
+    if self.warmup_steps and self.lr_schedule != "cosine":
+      raise ValueError(f"warmup_steps={self.warmup_steps} needs lr_schedule=cosine (the "
+                       "constant schedule has no warmup)")
+    if self.checkpoint_every_steps < 0:
+      raise ValueError(f"checkpoint_every_steps must be >= 0, got {self.checkpoint_every_steps}")
+    if self.strategy != "mirrored" and self.num_gpus != -1:
+      raise ValueError(f"num_gpus={self.num_gpus} applies to strategy=mirrored only, got "
+                       f"strategy={self.strategy}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
+from typing import Iterator
 
 import numpy as np
+import tensorflow as tf
 
 MANIFEST = "manifest.json"
 
@@ -71,6 +74,7 @@ def load_manifest(data_dir: str) -> Manifest:
 
 def verify_shards(manifest: Manifest, split: str) -> None:
   """Checks every shard of `split` against the sha256 in the manifest."""
+  manifest.shard_paths(split)  # Names a missing shard.
   for shard in manifest.splits[split]["shards"]:
     path = os.path.join(manifest.data_dir, shard["file"])
     digest = hashlib.sha256()
@@ -80,6 +84,32 @@ def verify_shards(manifest: Manifest, split: str) -> None:
     if digest.hexdigest() != shard["sha256"]:
       raise ValueError(f"{path}: sha256 {digest.hexdigest()[:12]}... does not match the "
                        f"manifest ({shard['sha256'][:12]}...); the shard is corrupt or truncated")
+
+
+def locate_data_loss(manifest: Manifest, split: str) -> str:
+  """'<shard>: record <i>: <reason>' for the first unreadable record of `split`, or ''."""
+  for path in manifest.shard_paths(split):
+    count = 0
+    try:
+      for _ in tf.data.TFRecordDataset(path):
+        count += 1
+    except tf.errors.DataLossError as error:
+      return f"{path}: record {count}: {error.message}"
+  return ""
+
+
+@contextlib.contextmanager
+def shards_named_on_data_loss(manifest: Manifest, splits: tuple[str, ...]) -> Iterator[None]:
+  """Turns a tf.data DataLossError (which names no file) into one naming shard and record."""
+  try:
+    yield
+  except tf.errors.DataLossError as error:
+    for split in splits:
+      where = locate_data_loss(manifest, split)
+      if where:
+        raise ValueError(f"{where}; the shard is corrupt or truncated: rebuild the shards "
+                         "(--verify_shards checks every shard's sha256 before work)") from error
+    raise
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,6 +18,7 @@ from keras_models import evaluator as evaluator_lib
 from keras_models import report_figures
 from keras_models import report_tables
 from keras_models import training
+from keras_models import weights_io
 
 BASELINES = ("random", "category_mean")
 
@@ -43,13 +44,11 @@ def load_encoder(config: configs.EvalConfig, manifest: data_files.Manifest):
   """Builds the encoder for `manifest` and loads its weights, with a clear mismatch error."""
   encoder = training.build_encoder(config.model, manifest)
   path = weights_path(config)
-  try:
-    encoder.load_weights(path)
-  except (ValueError, KeyError) as error:
-    raise ValueError(f"{path}: weights do not fit a {config.model.model} model with "
-                     f"hidden_dim={config.model.hidden_dim}, num_layers="
-                     f"{config.model.num_layers}, D={manifest.feature_dim}, "
-                     f"K={manifest.num_categories}: {error}") from None
+  weights_io.check_signature(path, manifest)
+  weights_io.load_weights_checked(
+      encoder, path, f"{config.model.model} with hidden_dim={config.model.hidden_dim}, "
+      f"num_layers={config.model.num_layers}, D={manifest.feature_dim}, "
+      f"K={manifest.num_categories}")
   return encoder
 
 
@@ -58,12 +57,13 @@ def run(config: configs.EvalConfig) -> EvalResult:
   config.validate()
   manifest = data_files.load_manifest(config.data_dir)
   encoder = load_encoder(config, manifest)
-  evaluator = evaluator_lib.Evaluator(
-      manifest, config.split, batch_size=config.batch_size, gallery=config.gallery,
-      chunk_size=config.gallery_chunk_size, seed=config.eval_split_seed,
-      top_percents=config.top_percents, recall_ks=config.recall_ks, map_ks=config.map_ks)
+  with data_files.shards_named_on_data_loss(manifest, (config.split,)):
+    evaluator = evaluator_lib.Evaluator(
+        manifest, config.split, batch_size=config.batch_size, gallery=config.gallery,
+        chunk_size=config.gallery_chunk_size, seed=config.eval_split_seed,
+        top_percents=config.top_percents, recall_ks=config.recall_ks, map_ks=config.map_ks)
+    summary, ranks, vectors = evaluator.evaluate(encoder)
   method = config.method_name or os.path.basename(os.path.normpath(config.model_dir))
-  summary, ranks, vectors = evaluator.evaluate(encoder)
   summaries = {method: summary}
   all_ranks = {method: ranks}
   centers = data_files.load_centers(manifest)

@@ -8,6 +8,10 @@ ceil(max_set_size / 2). Training re-draws every set's X/Y split each epoch (rand
 order; |X| = n/2, or floor/ceil at random for odd n, so each half has >= 1 item) and
 reshuffles sets; val/test use a split fixed by `seed` and the set and item ids, so every
 run and every model sees the same halves.
+
+`training_stream` is the endless training input of `training.run`: its batches are a pure
+function of (seed, global step), so a resumed run continues with exactly the batches an
+uninterrupted run would have seen.
 """
 
 from __future__ import annotations
@@ -20,10 +24,13 @@ from tfrecords_builder import schema
 HALF_KEYS = ("features", "categories", "mask", "item_index")
 
 
-def _order_keys(parsed: dict[str, tf.Tensor], training: bool, seed: int) -> tf.Tensor:
+def _order_keys(parsed: dict[str, tf.Tensor], training: bool, seed: int,
+                key: tf.Tensor | None) -> tf.Tensor:
   """[batch, S] sort keys in [0, 1) for items, 2 for padding; sorting gives the item order."""
   valid = parsed["categories"] > 0
-  if training:
+  if training and key is not None:
+    keys = tf.random.stateless_uniform(tf.shape(parsed["categories"]), seed=key)
+  elif training:
     keys = tf.random.uniform(tf.shape(parsed["categories"]), dtype=tf.float32)
   else:
     # A hash of (seed, set id, item row) gives a fixed pseudo-random order per set.
@@ -36,8 +43,8 @@ def _order_keys(parsed: dict[str, tf.Tensor], training: bool, seed: int) -> tf.T
   return tf.where(valid, keys, 2.0)
 
 
-def split_halves(parsed: dict[str, tf.Tensor], half: int, training: bool,
-                 seed: int) -> dict[str, tf.Tensor]:
+def split_halves(parsed: dict[str, tf.Tensor], half: int, training: bool, seed: int,
+                 key: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
   """Splits parsed padded sets into query and target halves (see module docstring).
 
   Args:
@@ -45,12 +52,19 @@ def split_halves(parsed: dict[str, tf.Tensor], half: int, training: bool,
     half: Padded length of each half.
     training: Random split (True) or the fixed split (False).
     seed: Seed of the fixed split.
+    key: [2] int64 stateless seed of a training split (None: stateful random ops).
   """
-  order = tf.argsort(_order_keys(parsed, training, seed), axis=1, stable=True)
+  order_key, extra_key = (None, None) if key is None else tf.unstack(
+      tf.random.experimental.stateless_split(key, 2))
+  order = tf.argsort(_order_keys(parsed, training, seed, order_key), axis=1, stable=True)
   num_items = parsed["num_items"]
   if training:
     odd = tf.cast(num_items % 2, tf.int32)
-    extra = tf.random.uniform(tf.shape(num_items), 0, 2, dtype=tf.int32) * odd
+    if extra_key is None:
+      extra = tf.random.uniform(tf.shape(num_items), 0, 2, dtype=tf.int32) * odd
+    else:
+      extra = tf.random.stateless_uniform(tf.shape(num_items), extra_key, 0, 2,
+                                          dtype=tf.int32) * odd
     num_query = num_items // 2 + extra
   else:
     num_query = num_items // 2
@@ -108,6 +122,59 @@ def make_dataset(manifest: data_files.Manifest, split: str, batch_size: int, *,
   dataset = records.batch(batch_size, drop_remainder=drop_remainder)
   dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
   return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _permuted(values: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
+  """[n] `values` in the order of a stateless random permutation keyed by `key`."""
+  return tf.gather(values, tf.argsort(tf.random.stateless_uniform(tf.shape(values), key)))
+
+
+def training_stream(manifest: data_files.Manifest, batch_size: int, *, seed: int,
+                    shuffle_buffer: int = 10000, start_step: int = 0) -> tf.data.Dataset:
+  """Endless training batches; batch g is a pure function of (seed, g).
+
+  The stream is pass 0, pass 1, ... over the train sets. With k = (seed, p), pass p
+  permutes the shards with key fold(k, 0), permutes the sets within each block of
+  `shuffle_buffer` consecutive records with fold(fold(k, 1), block), and draws the X/Y
+  split of its batch b with fold(fold(k, 2), b). Every random op is stateless, so the
+  stream does not depend on iterator state; starting at `start_step` skips serialized
+  batches only.
+
+  Args:
+    manifest: The shards' manifest.
+    batch_size: Global batch size; the last short batch of every pass is dropped.
+    seed: Seed of the whole stream.
+    shuffle_buffer: Sets permuted together (a whole pass when >= the train sets).
+    start_step: Global step of the first batch.
+  """
+  batches_per_pass = manifest.num_sets("train") // batch_size
+  if batches_per_pass < 1:
+    raise ValueError(f"{manifest.data_dir}: {manifest.num_sets('train')} train sets, fewer "
+                     f"than one batch of {batch_size}")
+  paths = tf.constant(manifest.shard_paths("train"))
+  half, size, dim = manifest.half_size, manifest.max_set_size, manifest.feature_dim
+  fold = tf.random.experimental.stateless_fold_in
+
+  def one_pass(pass_index: tf.Tensor) -> tf.data.Dataset:
+    key = tf.stack([tf.constant(seed, tf.int64), pass_index])
+    files = tf.data.Dataset.from_tensor_slices(_permuted(paths, fold(key, 0)))
+    records = tf.data.TFRecordDataset(files, num_parallel_reads=min(4, len(paths)))
+    blocks = records.batch(shuffle_buffer).enumerate()
+    records = blocks.map(lambda i, block: _permuted(block, fold(fold(key, 1), i))).unbatch()
+    batches = records.batch(batch_size, drop_remainder=True).enumerate()
+    return batches.map(lambda i, serialized: (fold(fold(key, 2), i), serialized))
+
+  first_pass, skip = divmod(start_step, batches_per_pass)
+  stream = tf.data.Dataset.range(first_pass, 1 << 40).flat_map(one_pass).skip(skip)
+
+  def parse(key: tf.Tensor, serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+    return split_halves(schema.parse_batch(serialized, size, dim), half, True, seed, key)
+
+  stream = stream.map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+  options = tf.data.Options()
+  # Each global batch is split over the workers, as MirroredStrategy splits it over replicas.
+  options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+  return stream.with_options(options)
 
 
 def model_inputs(batch: dict[str, tf.Tensor], prefix: str) -> dict[str, tf.Tensor]:

@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from keras_models import configs
+from keras_models import distribution
 from keras_models import input_pipeline
 from keras_models.losses import infonce
 from keras_models.losses import set_ops
@@ -90,8 +91,8 @@ class SetRetrievalTrainer(keras.Model):
     offset = 0
     candidates = (features, categories, mask)
     if context is not None and context.num_replicas_in_sync > 1:
-      # all_gather rejects bool tensors, hence the int mask.
-      candidates = tuple(context.all_gather(t, axis=0)
+      # The gather sums numbers, hence the int mask.
+      candidates = tuple(distribution.all_gather_rows(context, t)
                          for t in (features, categories, tf.cast(mask, tf.int32)))
       offset = context.replica_id_in_sync_group * tf.shape(features)[0]
     loss_sum, count = infonce.category_infonce(
@@ -161,4 +162,9 @@ class SetRetrievalTrainer(keras.Model):
     variables = self.encoder.trainable_variables
     gradients = tape.gradient(loss, variables)
     self.optimizer.apply(gradients, variables)
-    return self._update_trackers(terms, data)
+    results = self._update_trackers(terms, data)
+    if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+      # Keras 3.15 averages fit's logs over workers with reduce(MEAN, axis=0), which
+      # needs a leading axis.
+      results = {name: value[None] for name, value in results.items()}
+    return results

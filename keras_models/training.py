@@ -1,8 +1,10 @@
 """Library entry of training: `run(config)` builds data, model and callbacks, then fits.
 
 Writes to `config.model_dir`: best.weights.h5 / final.weights.h5 (the encoder, Keras 3
-format), history.csv, TensorBoard logs under logs/, a backup for resuming under backup/,
-and the TPaNeg negative table cache.
+format), history.csv, TensorBoard logs under logs/, the resumable state under backup/
+(see resume.py; rerunning the same command continues from the last checkpoint) and the
+TPaNeg negative table cache. Only the chief worker writes; every file but the
+append-only TensorBoard logs is replaced atomically.
 """
 
 from __future__ import annotations
@@ -25,13 +27,17 @@ from keras_models import data_files
 from keras_models import distribution
 from keras_models import evaluator as evaluator_lib
 from keras_models import input_pipeline
+from keras_models import resume
 from keras_models import retrieval_trainer
+from keras_models import weights_io
 from keras_models.losses import tpaneg
 from keras_models.models import registry
 from tfrecords_builder import atomic_io
 
 BEST_WEIGHTS = "best.weights.h5"
 FINAL_WEIGHTS = "final.weights.h5"
+HISTORY = "history.csv"
+BACKUP = "backup"
 MONITOR = "val_top_10_percent"
 
 
@@ -48,8 +54,9 @@ def build_encoder(model_config: configs.ModelConfig, manifest: data_files.Manife
   return encoder
 
 
-def negative_table(config: configs.TrainConfig, table: data_files.ItemTable) -> np.ndarray:
-  """TPaNeg candidates of every train item, cached in model_dir keyed by its inputs."""
+def negative_table(config: configs.TrainConfig, table: data_files.ItemTable,
+                   is_chief: bool = True) -> np.ndarray:
+  """TPaNeg candidates of every train item, cached in model_dir (by the chief) by inputs."""
   loss = config.loss
   key = hashlib.sha256(json.dumps([
       loss.candidate_neg_num, loss.tpaneg_gamma_start, len(table.item_ids),
@@ -61,7 +68,8 @@ def negative_table(config: configs.TrainConfig, table: data_files.ItemTable) -> 
   negatives = tpaneg.build_negative_table(
       table.features, table.categories, loss.candidate_neg_num, loss.tpaneg_gamma_start,
       set_ids=table.first_set)
-  atomic_io.write_npy(path, negatives.astype(np.int32))
+  if is_chief:
+    atomic_io.write_npy(path, negatives.astype(np.int32))
   kept = (negatives >= 0).sum(axis=1)
   logging.info("TPaNeg candidates: %d items, %.1f per item on average (%d with none), "
                "built in %.1f s", len(kept), kept.mean(), int((kept == 0).sum()),
@@ -82,9 +90,7 @@ def _optimizer(config: configs.TrainConfig, steps_per_epoch: int) -> keras.optim
 
 def _callbacks(config, encoder, evaluator, is_chief) -> list[keras.callbacks.Callback]:
   loss = config.loss
-  history_path = os.path.join(config.model_dir, "history.csv")
-  chain: list[keras.callbacks.Callback] = [
-      keras.callbacks.BackupAndRestore(os.path.join(config.model_dir, "backup"))]
+  chain: list[keras.callbacks.Callback] = []
   if loss.use_tpaneg:
     chain.append(callbacks.GammaCurriculum(loss.tpaneg_gamma_start, loss.tpaneg_gamma_end,
                                            loss.tpaneg_curriculum_epochs))
@@ -99,33 +105,55 @@ def _callbacks(config, encoder, evaluator, is_chief) -> list[keras.callbacks.Cal
     chain.append(keras.callbacks.ReduceLROnPlateau(
         monitor=MONITOR, mode="max", factor=config.reduce_lr_factor,
         patience=config.reduce_lr_patience, min_lr=config.min_learning_rate))
-  chain += [keras.callbacks.CSVLogger(history_path, append=os.path.exists(history_path)),
-            keras.callbacks.TensorBoard(os.path.join(config.model_dir, "logs"),
-                                        write_graph=False, profile_batch=0)]
+  chain.append(callbacks.HistoryCSV(os.path.join(config.model_dir, HISTORY), is_chief))
+  if is_chief:
+    # Event files are append-only logs: a resumed run adds a new file beside the old one.
+    chain.append(keras.callbacks.TensorBoard(os.path.join(config.model_dir, "logs"),
+                                             write_graph=False, profile_batch=0))
   return chain
+
+
+def fingerprint(config: configs.TrainConfig, manifest: data_files.Manifest) -> dict:
+  """What a checkpoint must agree on to be resumed: the run's settings and its data."""
+  settings = dataclasses.asdict(config)
+  for free in ("data_dir", "model_dir", "epochs", "verbose", "verify_shards"):
+    settings.pop(free)
+  return {**settings, "feature_dim": manifest.feature_dim,
+          "categories": list(manifest.categories), "train_sets": manifest.num_sets("train")}
 
 
 @dataclasses.dataclass
 class TrainResult:
+  """Summary over every epoch of the run, including those before a resume."""
+
   best_epoch: int
   best_value: float
   epochs_run: int
   seconds: float
   history: dict[str, list[float]]
   encoder: keras.Model
+  start_step: int = 0
 
 
 def run(config: configs.TrainConfig, strategy: tf.distribute.Strategy | None = None,
         train_dataset: tf.data.Dataset | None = None) -> TrainResult:
-  """Trains the encoder described by `config`.
+  """Trains the encoder described by `config`, resuming from `<model_dir>/backup`.
 
   Args:
     config: The run; validated here before any work.
     strategy: Distribution strategy; default: from `config.strategy`.
-    train_dataset: Batches to train on (tests inject tiny ones); default: the shards.
+    train_dataset: Endless batches to train on (tests inject tiny ones; a resume then
+      restarts this dataset); default: `input_pipeline.training_stream` of the shards.
   """
   config.validate()
   manifest = data_files.load_manifest(config.data_dir)
+  is_chief = distribution.is_chief()
+  if is_chief:
+    atomic_io.check_writable_dir(config.model_dir, "--model_dir")
+    weights_io.write_signature(config.model_dir, manifest)
+  if config.verify_shards:
+    for split in ("train", "val"):
+      data_files.verify_shards(manifest, split)
   keras.utils.set_random_seed(config.seed)
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
@@ -134,53 +162,50 @@ def run(config: configs.TrainConfig, strategy: tf.distribute.Strategy | None = N
   if config.batch_size % replicas:
     raise ValueError(f"batch_size {config.batch_size} is not divisible by the "
                      f"{replicas} replicas")
-  os.makedirs(config.model_dir, exist_ok=True)
-  if train_dataset is None:
-    train_dataset = input_pipeline.make_dataset(
-        manifest, "train", config.batch_size, training=True, seed=config.seed,
-        shuffle_buffer=config.shuffle_buffer)
-  # A finite dataset is drained every epoch (a fresh pass, reshuffled); only an explicit
-  # steps_per_epoch needs repeat().
   steps = config.steps_per_epoch or max(1, manifest.num_sets("train") // config.batch_size)
-  evaluator = evaluator_lib.Evaluator(manifest, "val", chunk_size=config.gallery_chunk_size,
-                                   seed=config.eval_split_seed)
+  with data_files.shards_named_on_data_loss(manifest, ("val",)):
+    evaluator = evaluator_lib.Evaluator(manifest, "val", chunk_size=config.gallery_chunk_size,
+                                        seed=config.eval_split_seed)
   centers = data_files.load_centers(manifest)
   tables = None
   with strategy.scope():
     if config.loss.use_tpaneg:
       train_table = data_files.load_item_table(manifest, "train")
-      tables = retrieval_trainer.NegativeTables(negative_table(config, train_table),
+      tables = retrieval_trainer.NegativeTables(negative_table(config, train_table, is_chief),
                                                 train_table.features)
     encoder = build_encoder(config.model, manifest, centers)
     trainer = retrieval_trainer.SetRetrievalTrainer(encoder, config.loss, tables)
     trainer.compile(optimizer=_optimizer(config, steps), jit_compile=config.jit_compile)
-  is_chief = _is_chief(strategy)
+  checkpointer = resume.Checkpointer(os.path.join(config.model_dir, BACKUP), trainer,
+                                     fingerprint(config, manifest), is_chief)
+  start_step = checkpointer.restore()
+  if train_dataset is None:
+    train_dataset = input_pipeline.training_stream(
+        manifest, config.batch_size, seed=config.seed, shuffle_buffer=config.shuffle_buffer,
+        start_step=start_step)
+  chain = _callbacks(config, encoder, evaluator, is_chief)
   label = manifest.data_label()
-  logging.info("training %s on %s: %d train sets, batch %d over %d replica(s)",
-               config.model.model, label, manifest.num_sets("train"), config.batch_size, replicas)
+  logging.info("training %s on %s: %d train sets, batch %d over %d replica(s), from epoch %d "
+               "step %d", config.model.model, label, manifest.num_sets("train"),
+               config.batch_size, replicas, start_step // steps + 1, start_step % steps)
   start = time.time()
-  history = trainer.fit(
-      train_dataset.repeat() if config.steps_per_epoch else train_dataset,
-      epochs=config.epochs, steps_per_epoch=config.steps_per_epoch or None,
-      callbacks=_callbacks(config, encoder, evaluator, is_chief),
-      verbose=config.verbose)
+  with data_files.shards_named_on_data_loss(manifest, ("train", "val")):
+    trainer.fit(train_dataset, epochs=config.epochs, initial_epoch=start_step // steps,
+                steps_per_epoch=steps, verbose=config.verbose, shuffle=False,
+                callbacks=resume.wrap_callbacks(checkpointer, chain, start_step, steps,
+                                                config.checkpoint_every_steps))
   if is_chief:
     callbacks.save_weights_atomically(encoder, os.path.join(config.model_dir, FINAL_WEIGHTS))
+  # Only now: a kill before this point reruns from the last checkpoint, not from scratch.
+  checkpointer.remove()
   seconds = time.time() - start
-  values = history.history.get(MONITOR, [])
+  history = next(c for c in chain if isinstance(c, callbacks.HistoryCSV)).history()
+  values = history.get(MONITOR, [])
   best_epoch = int(np.argmax(values)) if values else -1
   result = TrainResult(best_epoch=best_epoch + 1, best_value=float(max(values, default=np.nan)),
-                       epochs_run=len(values), seconds=seconds, history=history.history,
-                       encoder=encoder)
+                       epochs_run=len(values), seconds=seconds, history=history,
+                       encoder=encoder, start_step=start_step)
   logging.info("done on %s: best %s %.4f at epoch %d of %d, %.1f s; weights in %s", label,
                MONITOR, result.best_value, result.best_epoch, result.epochs_run, seconds,
                config.model_dir)
   return result
-
-
-def _is_chief(strategy: tf.distribute.Strategy) -> bool:
-  resolver = getattr(strategy, "cluster_resolver", None)
-  if resolver is None or not resolver.cluster_spec().as_dict():
-    return True
-  return resolver.task_type in (None, "chief") or (
-      resolver.task_type == "worker" and resolver.task_id == 0)

@@ -187,8 +187,11 @@ def test_interrupted_run_resumes_from_backup(data_dir, tmp_path, monkeypatch):
   assert os.listdir(os.path.join(model_dir, "backup"))
   monkeypatch.setattr(callbacks.LearningRateLogger, "on_epoch_end", original)
   result = training.run(config)
-  # The backup was written at the end of epoch 2, so only epoch 3 is left to run.
-  assert result.epochs_run == 1
+  # Epoch 2 crashed inside its end-of-epoch callbacks, before its checkpoint: the run
+  # resumes after epoch 1 (2 steps), and the history holds each epoch once.
+  assert result.start_step == 2
+  assert result.epochs_run == 3
+  assert pd.read_csv(os.path.join(model_dir, "history.csv"))["epoch"].tolist() == [0, 1, 2]
   assert not os.path.exists(os.path.join(model_dir, "backup"))
 
 

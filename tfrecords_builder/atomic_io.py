@@ -1,7 +1,8 @@
 """Atomic file writes: write to a temporary name in the same folder, then rename.
 
 A crash mid-write leaves the previous file (or nothing), never a truncated file that
-looks valid.
+looks valid. A failed write (disk full, folder not writable) raises an OSError naming the
+file and saying that the previous version was kept.
 """
 
 from __future__ import annotations
@@ -26,22 +27,56 @@ def default_mode(directory: bool = False) -> int:
   return (0o777 if directory else 0o666) & ~_umask()
 
 
+def _write_error(path: str, error: OSError) -> OSError:
+  kept = "the previous file is unchanged" if os.path.exists(path) else "nothing was written"
+  return OSError(error.errno, f"{path}: write failed ({error.strerror or error}); {kept}")
+
+
 @contextlib.contextmanager
 def atomic_open(path: str) -> Iterator[BinaryIO]:
   """Yields a binary stream whose content replaces `path` only if the block succeeds."""
-  folder = os.path.dirname(os.path.abspath(path))
-  descriptor, temp_path = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=folder)
-  try:
-    os.chmod(temp_path, default_mode())
-    with os.fdopen(descriptor, "wb") as stream:
+  with atomic_path(path) as temp_path:
+    with open(temp_path, "wb") as stream:
       yield stream
       stream.flush()
       os.fsync(stream.fileno())
+
+
+@contextlib.contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+  """Yields a temporary name beside `path` (same suffix) that replaces `path` on success.
+
+  For writers that take a file name (h5py, Keras `save_weights`).
+  """
+  folder = os.path.dirname(os.path.abspath(path))
+  name = os.path.basename(path)
+  suffix = name[name.index("."):] if "." in name else ""
+  try:
+    descriptor, temp_path = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix, dir=folder)
+  except OSError as error:
+    raise _write_error(path, error) from error
+  os.close(descriptor)
+  try:
+    os.chmod(temp_path, default_mode())
+    yield temp_path
     os.replace(temp_path, path)
-  except BaseException:
+  except OSError as error:
+    raise _write_error(path, error) from error
+  finally:
     with contextlib.suppress(FileNotFoundError):
       os.remove(temp_path)
-    raise
+
+
+def check_writable_dir(path: str, what: str = "output folder") -> None:
+  """Creates `path` if needed and proves a file can be written there, before any work."""
+  try:
+    os.makedirs(path, exist_ok=True)
+    descriptor, probe = tempfile.mkstemp(prefix=".write-probe.", dir=path)
+    os.close(descriptor)
+    os.remove(probe)
+  except OSError as error:
+    raise OSError(error.errno, f"{path}: {what} is not writable "
+                  f"({error.strerror or error})") from error
 
 
 def write_bytes(path: str, data: bytes) -> None:

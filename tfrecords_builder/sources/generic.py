@@ -26,6 +26,11 @@ def _require_str(value: Any, where: str, field: str) -> str:
   text = str(value)
   if not text:
     raise ValueError(f"{where}: field '{field}' is empty")
+  try:
+    text.encode("utf-8")
+  except UnicodeEncodeError:
+    raise ValueError(f"{where}: field '{field}' is not valid Unicode (a lone surrogate "
+                     f"escape such as \\ud800): {text!r}") from None
   return text
 
 
