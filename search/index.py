@@ -29,7 +29,6 @@ from search import backends
 from search import configs
 from search import gallery as gallery_lib
 from tfrecords_builder import atomic_io
-from tfrecords_builder import shard_writer
 
 INDEX_MANIFEST = "index_manifest.json"
 ITEMS = "items.npz"
@@ -86,8 +85,7 @@ def build(config: configs.IndexConfig) -> dict[str, Any]:
         "num_items": int(len(gallery.item_ids)), "categories": categories,
         "build_seconds": round(time.perf_counter() - start, 3)}
     atomic_io.write_json(os.path.join(staging, INDEX_MANIFEST), manifest)
-    # The shard builder's folder swap: the old folder is removed only after the rename.
-    shard_writer._swap_into_place(staging, output_dir)  # pylint: disable=protected-access
+    atomic_io.swap_dir_into_place(staging, output_dir)
   except BaseException:
     shutil.rmtree(staging, ignore_errors=True)
     raise

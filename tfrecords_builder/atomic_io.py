@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from typing import Any, BinaryIO, Iterator
 
@@ -100,3 +101,20 @@ def write_npy(path: str, array: np.ndarray) -> None:
 def write_npz(path: str, **arrays: np.ndarray) -> None:
   with atomic_open(path) as stream:
     np.savez(stream, **arrays)
+
+
+def swap_dir_into_place(staging: str, output_dir: str) -> None:
+  """Renames `staging` to `output_dir`; an old folder is removed only after the swap."""
+  old = None
+  if os.path.isdir(output_dir):
+    old = f"{staging}.old"
+    os.replace(output_dir, old)
+  try:
+    os.replace(staging, output_dir)
+  except BaseException:
+    if old:
+      os.replace(old, output_dir)
+    raise
+  if old:
+    with contextlib.suppress(OSError):
+      shutil.rmtree(old)

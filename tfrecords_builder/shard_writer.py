@@ -12,7 +12,6 @@ never leaves a half-built dataset that looks complete.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import hashlib
 import os
@@ -115,27 +114,10 @@ def write(built: dataset_builder.BuiltDataset, output_dir: str, *, source: str,
         "category_centers": CENTERS, "options": options, "splits": splits,
         "build_seconds": round(time.time() - start, 3)}
     atomic_io.write_json(os.path.join(staging, MANIFEST), manifest)
-    _swap_into_place(staging, output_dir)
+    atomic_io.swap_dir_into_place(staging, output_dir)
   except BaseException:
     shutil.rmtree(staging, ignore_errors=True)
     raise
   logging.info("wrote %s in %.1f s: %s", output_dir, time.time() - start,
                {s: (v["sets"], v["items"]) for s, v in splits.items()})
   return manifest
-
-
-def _swap_into_place(staging: str, output_dir: str) -> None:
-  """Renames `staging` to `output_dir`; an old folder is removed only after the swap."""
-  old = None
-  if os.path.isdir(output_dir):
-    old = f"{staging}.old"
-    os.replace(output_dir, old)
-  try:
-    os.replace(staging, output_dir)
-  except BaseException:
-    if old:
-      os.replace(old, output_dir)
-    raise
-  if old:
-    with contextlib.suppress(OSError):
-      shutil.rmtree(old)
