@@ -73,7 +73,8 @@ def train_student(student: Student, z0: np.ndarray, conditions: np.ndarray,
   student.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
   dataset = tf.data.Dataset.from_tensor_slices(((z0, conditions), targets)).shuffle(
       len(z0), seed=seed).batch(batch_size)
-  return [float(v) for v in student.fit(dataset, epochs=epochs, verbose=0, shuffle=False).history["loss"]]
+  history = student.fit(dataset, epochs=epochs, verbose=0, shuffle=False)
+  return [float(v) for v in history.history["loss"]]
 
 
 def predict_function(student: Student, dim: int):
