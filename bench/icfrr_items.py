@@ -1,6 +1,6 @@
 """ICFRR on item-to-item retrieval with class relevance (no trained model involved).
 
-  python bench/icfrr_items.py --data_dir=data/ikea --icfrr_kg=10 --icfrr_kq=15
+  PYTHONPATH=. python bench/icfrr_items.py --data_dir=data/ikea --icfrr_kg=10 --icfrr_kq=15
 
 Queries are the items of --query_split, the gallery is every item of --gallery_split
 (disjoint splits, so no query finds itself), a gallery item is relevant when its category
