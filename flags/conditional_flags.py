@@ -25,6 +25,10 @@ MIN_CONDITION_ITEMS = flags.DEFINE_integer(
 TOP_K = flags.DEFINE_integer("conditional_top_k", _DEFAULT.top_k, "Results per query.")
 STANDARDIZE = flags.DEFINE_bool("conditional_standardize", _DEFAULT.standardize,
                                 "Search in per-dimension standardised feature space.")
+PCA_DIM = flags.DEFINE_integer(
+    "conditional_pca_dim", _DEFAULT.pca_dim,
+    "Search only along the top principal axes of the (standardised) train features; "
+    "0 searches the full space.")
 CLASSIFIER_EPOCHS = flags.DEFINE_integer("classifier_epochs", _DEFAULT.classifier_epochs,
                                          "Epochs of the classifier head.")
 CLASSIFIER_LR = flags.DEFINE_float("classifier_learning_rate",
@@ -64,6 +68,7 @@ def conditional_config_from_flags() -> conditional_config.ConditionalConfig:
       split=CONDITIONAL_SPLIT.value, lambdas=lambdas, num_queries=NUM_QUERIES.value,
       query_seed=QUERY_SEED.value, min_condition_items=MIN_CONDITION_ITEMS.value,
       top_k=TOP_K.value, seed=common_flags.SEED.value, standardize=STANDARDIZE.value,
+      pca_dim=PCA_DIM.value,
       classifier_epochs=CLASSIFIER_EPOCHS.value,
       classifier_learning_rate=CLASSIFIER_LR.value, search_learning_rate=SEARCH_LR.value,
       search_steps=SEARCH_STEPS.value, search_patience=SEARCH_PATIENCE.value,

@@ -24,6 +24,7 @@ class ConditionalConfig:
   top_k: int = 10
   seed: int = 0
   standardize: bool = True
+  pca_dim: int = 0
   classifier_epochs: int = 20
   classifier_learning_rate: float = 1e-3
   classifier_batch_size: int = 256
@@ -51,6 +52,8 @@ class ConditionalConfig:
                  "timing_repeats"):
       if getattr(self, name) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+    if self.pca_dim < 0:
+      raise ValueError(f"pca_dim must be >= 0 (0: the full space), got {self.pca_dim}")
     if self.search_patience < 0:
       raise ValueError(f"search_patience must be >= 0, got {self.search_patience}")
     for name in ("classifier_learning_rate", "search_learning_rate", "student_learning_rate"):

@@ -6,7 +6,9 @@
 1. A classifier head f is trained on the train split's items. With `standardize` the
    search space is the features standardised per dimension with train statistics, so
    coordinates are O(1) as in the reference's tanh space, which lr 0.2 assumes; results
-   are mapped back before retrieval.
+   are mapped back before retrieval. With `pca_dim` the search moves only along the top
+   principal axes (in 1280-d the full-space search finds adversarial perturbations that
+   flip the classifier without changing the neighbours).
 2. Queries: up to `num_queries` items of the evaluated split (seeded by query_seed, so
    every seed scores the same queries), each with a condition c drawn uniformly among
    the categories other than its own that have >= min_condition_items gallery items.
@@ -38,24 +40,48 @@ from tfrecords_builder import atomic_io
 
 @dataclasses.dataclass(frozen=True)
 class FeatureSpace:
-  """Affine map between item features and the search space: z = (x - mean) / scale."""
+  """Affine map from item features x to the search space: z = ((x - mean) / scale) @ basis.
+
+  `basis` [D, P] (orthonormal columns, the top principal axes of the standardised train
+  features) is None for the full space. A search result z* goes back as x0 plus the change
+  made inside the subspace, so what lies outside it is kept from the query x0.
+  """
 
   mean: np.ndarray
   scale: np.ndarray
+  basis: np.ndarray | None = None
 
   @classmethod
-  def fit(cls, features: np.ndarray, standardize: bool) -> "FeatureSpace":
+  def fit(cls, features: np.ndarray, standardize: bool, pca_dim: int = 0) -> "FeatureSpace":
     dim = features.shape[1]
     if not standardize:
-      return cls(np.zeros(dim, np.float32), np.ones(dim, np.float32))
-    return cls(features.mean(0).astype(np.float32),
-               np.maximum(features.std(0), 1e-6).astype(np.float32))
+      mean, scale = np.zeros(dim, np.float32), np.ones(dim, np.float32)
+    else:
+      mean = features.mean(0).astype(np.float32)
+      scale = np.maximum(features.std(0), 1e-6).astype(np.float32)
+    basis = None
+    if pca_dim:
+      _, _, axes = np.linalg.svd((features - mean) / scale, full_matrices=False)
+      basis = axes[:pca_dim].T.astype(np.float32)
+    return cls(mean, scale, basis)
+
+  @property
+  def dim(self) -> int:
+    return len(self.mean) if self.basis is None else self.basis.shape[1]
 
   def to_search(self, features: np.ndarray) -> np.ndarray:
-    return ((features - self.mean) / self.scale).astype(np.float32)
+    standardised = (features - self.mean) / self.scale
+    if self.basis is not None:
+      standardised = standardised @ self.basis
+    return standardised.astype(np.float32)
 
-  def to_items(self, z: np.ndarray) -> np.ndarray:
-    return (np.asarray(z) * self.scale + self.mean).astype(np.float32)
+  def to_items(self, z: np.ndarray, query_features: np.ndarray) -> np.ndarray:
+    """Item features of search-space vectors z [Q, P] of the queries [Q, D]."""
+    z = np.asarray(z, np.float32)
+    if self.basis is None:
+      return (z * self.scale + self.mean).astype(np.float32)
+    change = (z - self.to_search(query_features)) @ self.basis.T
+    return (query_features + change * self.scale).astype(np.float32)
 
 
 def sample_conditions(categories: np.ndarray, allowed: np.ndarray,
@@ -85,7 +111,7 @@ def _scores(space, gallery, gallery_categories, rows, z0_items, conditions, z, k
   """Precision@k of the condition and context preservation of search-space vectors z."""
   excluded = rows.astype(np.int32)
   only = np.full(len(rows), -1, np.int32) if only is None else only.astype(np.int32)
-  found, valid = metrics.retrieve(space.to_items(z), excluded, only, gallery,
+  found, valid = metrics.retrieve(space.to_items(z, z0_items), excluded, only, gallery,
                                   gallery_categories, k)
   return {"precision_at_k": float(metrics.condition_precision_at_k(
               tf.gather(gallery_categories, found), valid, conditions).numpy()),
@@ -109,9 +135,10 @@ def run(config: config_lib.ConditionalConfig) -> dict:
   manifest = data_files.load_manifest(config.data_dir)
   train = data_files.load_item_table(manifest, "train")
   split = data_files.load_item_table(manifest, config.split)
-  dim, num_classes = manifest.feature_dim, manifest.num_categories
+  num_classes = manifest.num_categories
   keras.utils.set_random_seed(config.seed)
-  space = FeatureSpace.fit(train.features, config.standardize)
+  space = FeatureSpace.fit(train.features, config.standardize, config.pca_dim)
+  dim = space.dim
   classifier = networks.build_classifier(dim, num_classes)
   train_accuracy = networks.train_classifier(
       classifier, space.to_search(train.features), train.categories - 1,

@@ -55,7 +55,15 @@ def test_sample_queries_conditions_and_space():
   z = space.to_search(features)
   np.testing.assert_allclose(z.mean(0), 0, atol=1e-5)
   np.testing.assert_allclose(z.std(0), 1, atol=1e-4)
-  np.testing.assert_allclose(space.to_items(z), features, atol=1e-5)
+  np.testing.assert_allclose(space.to_items(z, features), features, atol=1e-5)
+  subspace = search_run.FeatureSpace.fit(features, standardize=True, pca_dim=2)
+  z = subspace.to_search(features)
+  assert z.shape == (50, 2) and subspace.dim == 2
+  np.testing.assert_allclose(subspace.to_items(z, features), features, atol=1e-5)
+  # A change of z moves the item only along the principal axes (in standardised units).
+  moved = subspace.to_items(z + [1.0, 0.0], features)
+  np.testing.assert_allclose((moved - features) / subspace.scale,
+                             np.broadcast_to(subspace.basis[:, 0], (50, 3)), atol=1e-5)
 
 
 def test_student_shapes_and_training_reduces_mse():
