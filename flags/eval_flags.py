@@ -8,6 +8,7 @@ from flags import common_flags
 from keras_models import configs
 
 _EVAL = configs.EvalConfig(data_dir="", model_dir="")
+_ICFRR = _EVAL.icfrr
 
 SPLIT = flags.DEFINE_enum("split", _EVAL.split, ["train", "val", "test"], "Split to evaluate.")
 WEIGHTS = flags.DEFINE_string("weights", _EVAL.weights,
@@ -26,6 +27,21 @@ NUM_COLLAGES = flags.DEFINE_integer("num_collages", _EVAL.num_collages,
                                     "Collages to draw when items have images.")
 METHOD_NAME = flags.DEFINE_string("method_name", _EVAL.method_name,
                                   "Row name in the tables; default: the model_dir name.")
+
+RERANK = flags.DEFINE_enum("rerank", _EVAL.rerank, list(configs.RERANKERS),
+                           "Re-ranking after the plain evaluation: none, or icfrr (writes "
+                           "rerank_icfrr.{json,txt,png}).")
+ICFRR_KG = flags.DEFINE_integer("icfrr_kg", _ICFRR.k_g, "ICFRR K_G: neighbours stored per "
+                                "gallery item (alpha is 0 beyond them).")
+ICFRR_KQ = flags.DEFINE_integer("icfrr_kq", _ICFRR.k_q, "ICFRR K_Q: top items that vote.")
+ICFRR_BETA = flags.DEFINE_float("icfrr_beta", _ICFRR.beta, "ICFRR weight of the votes.")
+ICFRR_ITERATIONS = flags.DEFINE_integer("icfrr_iterations", _ICFRR.iterations,
+                                        "ICFRR iterations.")
+ICFRR_MODE = flags.DEFINE_enum("icfrr_mode", _ICFRR.mode, list(configs.ICFRR_MODES),
+                               "positional: the reference code (position j keeps the j-th "
+                               "initial score); accumulate: the paper (s += beta * Delta).")
+ICFRR_SCORE = flags.DEFINE_enum("icfrr_score", _ICFRR.score, list(configs.ICFRR_SCORES),
+                                "Initial score: -Euclidean distance (reference) or cosine.")
 
 
 def _ints(flag_holder: flags.FlagHolder) -> tuple[int, ...]:
@@ -47,6 +63,9 @@ def eval_config_from_flags() -> configs.EvalConfig:
       top_percents=_ints(TOP_PERCENTS), recall_ks=_ints(RECALL_KS), map_ks=_ints(MAP_KS),
       num_collages=NUM_COLLAGES.value, seed=common_flags.SEED.value,
       eval_split_seed=common_flags.EVAL_SPLIT_SEED.value,
-      method_name=METHOD_NAME.value)
+      method_name=METHOD_NAME.value, rerank=RERANK.value,
+      icfrr=configs.IcfrrConfig(k_g=ICFRR_KG.value, k_q=ICFRR_KQ.value, beta=ICFRR_BETA.value,
+                                iterations=ICFRR_ITERATIONS.value, mode=ICFRR_MODE.value,
+                                score=ICFRR_SCORE.value))
   config.validate()
   return config

@@ -11,6 +11,9 @@ import dataclasses
 STRATEGIES = ("mirrored", "default", "multi_worker")
 LR_SCHEDULES = ("constant", "cosine")
 GALLERIES = ("targets", "items")
+RERANKERS = ("none", "icfrr")
+ICFRR_MODES = ("positional", "accumulate")
+ICFRR_SCORES = ("neg_euclidean", "cosine")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +133,37 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class IcfrrConfig:
+  """ICFRR re-ranking (arXiv 2303.17703); defaults are the reference code's CLI defaults.
+
+  k_g and k_q are clipped to the gallery size at use (small per-category galleries).
+  mode "positional" follows the reference code (position j keeps the j-th best initial
+  score), "accumulate" the paper (s <- s + beta * Delta). score "neg_euclidean" ranks by
+  -||q - g|| of the L2-normalised vectors as the reference code does; "cosine" by <q, g>.
+  Both give the same initial order but a different scale against beta * Delta.
+  """
+
+  k_g: int = 256
+  k_q: int = 250
+  beta: float = 0.5
+  iterations: int = 5
+  mode: str = "positional"
+  score: str = "neg_euclidean"
+
+  def validate(self) -> None:
+    if self.k_g < 1 or self.k_q < 1:
+      raise ValueError(f"icfrr k_g and k_q must be >= 1, got {self.k_g}, {self.k_q}")
+    if self.iterations < 1:
+      raise ValueError(f"icfrr iterations must be >= 1, got {self.iterations}")
+    if self.beta < 0:
+      raise ValueError(f"icfrr beta must be >= 0, got {self.beta}")
+    if self.mode not in ICFRR_MODES:
+      raise ValueError(f"icfrr mode must be one of {ICFRR_MODES}, got '{self.mode}'")
+    if self.score not in ICFRR_SCORES:
+      raise ValueError(f"icfrr score must be one of {ICFRR_SCORES}, got '{self.score}'")
+
+
+@dataclasses.dataclass(frozen=True)
 class EvalConfig:
   """One evaluation run."""
 
@@ -148,9 +182,14 @@ class EvalConfig:
   seed: int = 0
   eval_split_seed: int = 0
   method_name: str = ""
+  rerank: str = "none"
+  icfrr: IcfrrConfig = IcfrrConfig()
 
   def validate(self) -> None:
     self.model.validate()
+    if self.rerank not in RERANKERS:
+      raise ValueError(f"rerank must be one of {RERANKERS}, got '{self.rerank}'")
+    self.icfrr.validate()
     if self.split not in ("train", "val", "test"):
       raise ValueError(f"split must be train, val or test, got '{self.split}'")
     if self.gallery not in GALLERIES:

@@ -19,6 +19,7 @@ from keras_models import report_figures
 from keras_models import report_tables
 from keras_models import training
 from keras_models import weights_io
+from keras_models.rerank import report as rerank_report
 
 BASELINES = ("random", "category_mean")
 
@@ -75,6 +76,9 @@ def run(config: configs.EvalConfig) -> EvalResult:
   table = report_tables.write_all(output_dir, config, manifest, evaluator, summaries)
   report_figures.write_figures(output_dir, config, manifest, evaluator, method, summary,
                               vectors)
+  if config.rerank == "icfrr":
+    table += "\n\n" + rerank_report.write(output_dir, config, manifest, evaluator, method,
+                                           vectors)
   logging.info("wrote evaluation of %s on %s/%s to %s", method, manifest.data_label(),
                config.split, output_dir)
   return EvalResult(method=method, summaries=summaries, output_dir=output_dir, table=table)

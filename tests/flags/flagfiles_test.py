@@ -10,6 +10,7 @@ from absl.testing import flagsaver
 import pytest
 
 from flags import builder_flags
+from flags import conditional_flags
 from flags import eval_flags
 from flags import index_flags
 from flags import serve_flags
@@ -50,11 +51,15 @@ def test_flagfile_parses(path, monkeypatch):
     elif "/common/" in path:
       _parse(path, "--data_dir=d", "--model_dir=m")
       train_flags.train_config_from_flags()
+    elif "/conditional/" in path:
+      _parse(path)
+      assert conditional_flags.conditional_config_from_flags().data_dir
     else:
       _parse(path, "--data_dir=d", "--model_dir=m")
       train = train_flags.train_config_from_flags()
       evaluation = eval_flags.eval_config_from_flags()
       assert train.model == evaluation.model
+      assert (evaluation.rerank == "icfrr") == ("/rerank/" in path)
       if path.endswith(("tpaneg.flags", "integrated.flags")):
         assert train.loss.use_tpaneg
       if path.endswith(("cycle.flags", "integrated.flags")):

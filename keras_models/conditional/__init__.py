@@ -1,0 +1,1 @@
+"""Conditional search: Backward Search on item features and its distilled student."""
