@@ -11,6 +11,7 @@ import dataclasses
 STRATEGIES = ("mirrored", "default", "multi_worker")
 LR_SCHEDULES = ("constant", "cosine")
 GALLERIES = ("targets", "items")
+MIXED_PRECISION = ("none", "mixed_bfloat16", "mixed_float16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +92,7 @@ class TrainConfig:
   seed: int = 0
   deterministic: bool = False
   jit_compile: bool = False
+  mixed_precision: str = "none"
   shuffle_buffer: int = 10000
   gallery_chunk_size: int = 65536
   eval_split_seed: int = 0
@@ -117,6 +119,9 @@ class TrainConfig:
       raise ValueError(f"reduce_lr_factor must be in (0, 1), got {self.reduce_lr_factor}")
     if self.gallery_chunk_size < 1:
       raise ValueError("gallery_chunk_size must be >= 1")
+    if self.mixed_precision not in MIXED_PRECISION:
+      raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}, got "
+                       f"'{self.mixed_precision}'")
 
 
 @dataclasses.dataclass(frozen=True)
