@@ -6,8 +6,8 @@
 Times `trainer.fit` of the real trainer (bench/step_timer.py) on one fixed SYNTHETIC batch
 held in memory (the input pipeline is measured apart, by bench/pipeline.py). Per variant:
 median seconds per window of steps after a warm-up epoch, sets/s, achieved FLOP/s from the
-analytic count of bench/flop_count.py, and that rate over the dense-matmul FLOP/s measured
-in the same process right before and after.
+analytic count of bench/flop_count.py, and that rate over the dense-matmul FLOP/s probed
+in the same process just before and after each window (median over windows).
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from bench import step_timer
 from keras_models import configs
 
 VARIANTS = step_timer.VARIANTS
+COLUMNS = ("variant", "jit_compile", "mixed_precision", "sets_per_second", "step_ms",
+           "achieved_gflops", "matmul_limit_gflops", "ratio_to_matmul_limit",
+           "load_average_1min")
 QUICK = dict(batch_size=16, half_size=5, feature_dim=64, hidden_dim=64,
              candidate_neg_num=10, window_steps=2, num_windows=2, matmul_size=256)
 
@@ -30,7 +33,8 @@ _JIT = flags.DEFINE_multi_enum("jit_compile", ["false", "true"], ["false", "true
                                "Time the step without and/or with XLA (jit_compile).")
 _PRECISION = flags.DEFINE_multi_enum("mixed_precision", ["none"],
                                      list(configs.MIXED_PRECISION), "Dtype policies to time.")
-_QUICK = flags.DEFINE_bool("quick", False, f"Tiny run (overrides sizes: {QUICK}), jit off.")
+_QUICK = flags.DEFINE_bool("quick", False, f"Tiny run (overrides sizes: {QUICK}), jit off, "
+                          "in_batch and integrated (which has every loss term) only.")
 _BATCH = flags.DEFINE_integer("batch_size", 64, "Sets per step.")
 _HALF = flags.DEFINE_integer("half_size", 10, "Padded items per half (sets of up to 2x).")
 _K = flags.DEFINE_integer("num_categories", 11, "Categories K.")
@@ -44,6 +48,8 @@ _WINDOWS = flags.DEFINE_integer("num_windows", 5, "Timed windows; the median is 
 _MATMUL = flags.DEFINE_integer("matmul_size", 1024, "Side of the square limit matmul.")
 _STRATEGY = flags.DEFINE_enum("strategy", "mirrored", list(configs.STRATEGIES),
                               "Distribution strategy, as in training.")
+_BREAKDOWN = flags.DEFINE_bool("breakdown", False, "Also time the parts of the in-batch "
+                                "step alone (encoder passes, losses, Adam) at these sizes.")
 _OUTPUT_JSON = flags.DEFINE_string("output_json", "", "Also write the results here.")
 
 
@@ -55,8 +61,9 @@ def main(argv: list[str]) -> None:
                window_steps=_WINDOW.value, num_windows=_WINDOWS.value,
                matmul_size=_MATMUL.value)
   jit_modes = [j == "true" for j in dict.fromkeys(_JIT.value)]
+  variants = list(dict.fromkeys(_VARIANTS.value))
   if _QUICK.value:
-    sizes, jit_modes = QUICK, [False]
+    sizes, jit_modes, variants = dict(QUICK), [False], ["in_batch", "integrated"]
   window_steps, num_windows, matmul_size = (
       sizes.pop("window_steps"), sizes.pop("num_windows"), sizes.pop("matmul_size"))
   shape = flop_count.StepShape(num_categories=_K.value, num_layers=_LAYERS.value, **sizes)
@@ -65,20 +72,22 @@ def main(argv: list[str]) -> None:
   rows = []
   for precision in dict.fromkeys(_PRECISION.value):
     for jit in jit_modes:
-      for variant in dict.fromkeys(_VARIANTS.value):
+      for variant in variants:
         rows.append(step_timer.time_variant(variant, jit, precision, shape, model_config,
                                             window_steps, num_windows, matmul_size,
                                             _STRATEGY.value))
-        print(harness.format_table(rows[-1:], list(rows[-1])[:10]), flush=True)
+        print(harness.format_table(rows[-1:], COLUMNS), flush=True)
+  parts = []
+  if _BREAKDOWN.value:
+    parts = step_timer.breakdown(shape, model_config)
+    print(harness.format_table(parts, list(parts[0])), flush=True)
   payload = {"benchmark": "train_throughput", "data": "SYNTHETIC", "quick": _QUICK.value,
              "machine": harness.machine_info(), "shape": vars(shape) | {
                  "num_heads": _HEADS.value, "window_steps": window_steps,
                  "num_windows": num_windows, "matmul_size": matmul_size},
-             "results": rows}
-  harness.emit("Training throughput (SYNTHETIC batch, CST)", rows, [
-      "variant", "jit_compile", "mixed_precision", "sets_per_second", "step_ms",
-      "achieved_gflops", "matmul_limit_gflops", "ratio_to_matmul_limit",
-      "load_average_1min"], payload, _OUTPUT_JSON.value)
+             "results": rows, "breakdown": parts}
+  harness.emit("Training throughput (SYNTHETIC batch, CST)", rows, COLUMNS, payload,
+               _OUTPUT_JSON.value)
 
 
 if __name__ == "__main__":

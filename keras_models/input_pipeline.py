@@ -110,6 +110,15 @@ def make_dataset(manifest: data_files.Manifest, split: str, batch_size: int, *,
   return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def without_strings(dataset: tf.data.Dataset) -> tf.data.Dataset:
+  """Drops the string fields (`set_id`) of every batch.
+
+  An XLA-compiled (`jit_compile`) train step cannot take string tensors as arguments,
+  and the losses never read them.
+  """
+  return dataset.map(lambda batch: {k: v for k, v in batch.items() if v.dtype != tf.string})
+
+
 def model_inputs(batch: dict[str, tf.Tensor], prefix: str) -> dict[str, tf.Tensor]:
   """The model's input dict for one half ("query" or "target") of a batch."""
   return {"features": batch[f"{prefix}_features"], "categories": batch[f"{prefix}_categories"],

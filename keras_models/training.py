@@ -165,6 +165,8 @@ def run(config: configs.TrainConfig, strategy: tf.distribute.Strategy | None = N
     train_dataset = input_pipeline.make_dataset(
         manifest, "train", config.batch_size, training=True, seed=config.seed,
         shuffle_buffer=config.shuffle_buffer)
+  if config.jit_compile:
+    train_dataset = input_pipeline.without_strings(train_dataset)
   # A finite dataset is drained every epoch (a fresh pass, reshuffled); only an explicit
   # steps_per_epoch needs repeat().
   steps = config.steps_per_epoch or max(1, manifest.num_sets("train") // config.batch_size)
