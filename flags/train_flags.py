@@ -36,6 +36,10 @@ NUM_GPUS = flags.DEFINE_integer("num_gpus", _TRAIN.num_gpus, "GPUs for mirrored;
 DETERMINISTIC = flags.DEFINE_bool("deterministic", _TRAIN.deterministic,
                                   "Enable TF op determinism.")
 JIT_COMPILE = flags.DEFINE_bool("jit_compile", _TRAIN.jit_compile, "XLA-compile the train step.")
+MIXED_PRECISION = flags.DEFINE_enum(
+    "mixed_precision", _TRAIN.mixed_precision, list(configs.MIXED_PRECISION),
+    "Keras dtype policy of the encoder; losses stay float32 (mixed_float16 adds loss "
+    "scaling).")
 SHUFFLE_BUFFER = flags.DEFINE_integer("shuffle_buffer", _TRAIN.shuffle_buffer,
                                       "Sets in the shuffle buffer.")
 TEMPERATURE = flags.DEFINE_float("temperature", _LOSS.temperature, "Softmax temperature tau.")
@@ -84,6 +88,7 @@ def train_config_from_flags() -> configs.TrainConfig:
       min_learning_rate=MIN_LEARNING_RATE.value, strategy=STRATEGY.value,
       num_gpus=NUM_GPUS.value, seed=common_flags.SEED.value,
       deterministic=DETERMINISTIC.value, jit_compile=JIT_COMPILE.value,
+      mixed_precision=MIXED_PRECISION.value,
       shuffle_buffer=SHUFFLE_BUFFER.value,
       gallery_chunk_size=common_flags.GALLERY_CHUNK_SIZE.value,
       eval_split_seed=common_flags.EVAL_SPLIT_SEED.value, verbose=VERBOSE.value,

@@ -14,6 +14,7 @@ GALLERIES = ("targets", "items")
 RERANKERS = ("none", "icfrr")
 ICFRR_MODES = ("positional", "accumulate")
 ICFRR_SCORES = ("neg_euclidean", "cosine")
+MIXED_PRECISION = ("none", "mixed_bfloat16", "mixed_float16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +95,7 @@ class TrainConfig:
   seed: int = 0
   deterministic: bool = False
   jit_compile: bool = False
+  mixed_precision: str = "none"
   shuffle_buffer: int = 10000
   gallery_chunk_size: int = 65536
   eval_split_seed: int = 0
@@ -161,6 +163,9 @@ class IcfrrConfig:
       raise ValueError(f"icfrr mode must be one of {ICFRR_MODES}, got '{self.mode}'")
     if self.score not in ICFRR_SCORES:
       raise ValueError(f"icfrr score must be one of {ICFRR_SCORES}, got '{self.score}'")
+    if self.mixed_precision not in MIXED_PRECISION:
+      raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}, got "
+                       f"'{self.mixed_precision}'")
 
 
 @dataclasses.dataclass(frozen=True)

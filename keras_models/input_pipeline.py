@@ -177,6 +177,15 @@ def training_stream(manifest: data_files.Manifest, batch_size: int, *, seed: int
   return stream.with_options(options)
 
 
+def without_strings(dataset: tf.data.Dataset) -> tf.data.Dataset:
+  """Drops the string fields (`set_id`) of every batch.
+
+  An XLA-compiled (`jit_compile`) train step cannot take string tensors as arguments,
+  and the losses never read them.
+  """
+  return dataset.map(lambda batch: {k: v for k, v in batch.items() if v.dtype != tf.string})
+
+
 def model_inputs(batch: dict[str, tf.Tensor], prefix: str) -> dict[str, tf.Tensor]:
   """The model's input dict for one half ("query" or "target") of a batch."""
   return {"features": batch[f"{prefix}_features"], "categories": batch[f"{prefix}_categories"],

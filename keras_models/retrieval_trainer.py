@@ -159,8 +159,10 @@ class SetRetrievalTrainer(keras.Model):
     with tf.GradientTape() as tape:
       terms = self._loss_terms(data, training=True)
       loss = self._scaled_total(terms)
+      # Identity unless the optimizer is a LossScaleOptimizer (mixed_float16).
+      scaled_loss = self.optimizer.scale_loss(loss)
     variables = self.encoder.trainable_variables
-    gradients = tape.gradient(loss, variables)
+    gradients = tape.gradient(scaled_loss, variables)
     self.optimizer.apply(gradients, variables)
     results = self._update_trackers(terms, data)
     if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):

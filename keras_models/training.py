@@ -9,6 +9,7 @@ append-only TensorBoard logs is replaced atomically.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -41,15 +42,35 @@ BACKUP = "backup"
 MONITOR = "val_top_10_percent"
 
 
+@contextlib.contextmanager
+def precision_policy(mixed_precision: str):
+  """Keras' global dtype policy inside the block: "none" is float32, else the mixed policy.
+
+  Layers keep the policy they were created under, so only model construction needs it.
+  """
+  previous = keras.mixed_precision.global_policy()
+  keras.mixed_precision.set_global_policy(
+      "float32" if mixed_precision == "none" else mixed_precision)
+  try:
+    yield
+  finally:
+    keras.mixed_precision.set_global_policy(previous)
+
+
 def build_encoder(model_config: configs.ModelConfig, manifest: data_files.Manifest,
-                  centers: np.ndarray | None = None) -> keras.Model:
-  """Creates the registered encoder for the data of `manifest` and builds its weights."""
+                  centers: np.ndarray | None = None,
+                  mixed_precision: str = "none") -> keras.Model:
+  """Creates the registered encoder for the data of `manifest` and builds its weights.
+
+  With a mixed policy the weights stay float32 and the encoder outputs float32.
+  """
   model_class = registry.get_model_class(model_config.model)
-  encoder = model_class(
-      num_categories=manifest.num_categories, feature_dim=manifest.feature_dim,
-      hidden_dim=model_config.hidden_dim, num_layers=model_config.num_layers,
-      num_heads=model_config.num_heads, dropout_rate=model_config.dropout_rate,
-      category_centers=centers, trainable_seeds=model_config.trainable_seeds)
+  with precision_policy(mixed_precision):
+    encoder = model_class(
+        num_categories=manifest.num_categories, feature_dim=manifest.feature_dim,
+        hidden_dim=model_config.hidden_dim, num_layers=model_config.num_layers,
+        num_heads=model_config.num_heads, dropout_rate=model_config.dropout_rate,
+        category_centers=centers, trainable_seeds=model_config.trainable_seeds)
   encoder.build_for(manifest.half_size)
   return encoder
 
@@ -77,7 +98,9 @@ def negative_table(config: configs.TrainConfig, table: data_files.ItemTable,
   return negatives
 
 
-def _optimizer(config: configs.TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+def build_optimizer(config: configs.TrainConfig,
+                    steps_per_epoch: int) -> keras.optimizers.Optimizer:
+  """Adam with the configured schedule; loss-scaled under mixed_float16."""
   rate: Any = config.learning_rate
   if config.lr_schedule == "cosine":
     total = max(1, config.epochs * steps_per_epoch - config.warmup_steps)
@@ -85,7 +108,10 @@ def _optimizer(config: configs.TrainConfig, steps_per_epoch: int) -> keras.optim
         0.0 if config.warmup_steps else config.learning_rate, total, alpha=0.0,
         warmup_target=config.learning_rate if config.warmup_steps else None,
         warmup_steps=config.warmup_steps)
-  return keras.optimizers.Adam(learning_rate=rate)
+  optimizer = keras.optimizers.Adam(learning_rate=rate)
+  if config.mixed_precision == "mixed_float16":
+    return keras.optimizers.LossScaleOptimizer(optimizer)
+  return optimizer
 
 
 def _callbacks(config, encoder, evaluator, is_chief) -> list[keras.callbacks.Callback]:
@@ -173,9 +199,9 @@ def run(config: configs.TrainConfig, strategy: tf.distribute.Strategy | None = N
       train_table = data_files.load_item_table(manifest, "train")
       tables = retrieval_trainer.NegativeTables(negative_table(config, train_table, is_chief),
                                                 train_table.features)
-    encoder = build_encoder(config.model, manifest, centers)
+    encoder = build_encoder(config.model, manifest, centers, config.mixed_precision)
     trainer = retrieval_trainer.SetRetrievalTrainer(encoder, config.loss, tables)
-    trainer.compile(optimizer=_optimizer(config, steps), jit_compile=config.jit_compile)
+    trainer.compile(optimizer=build_optimizer(config, steps), jit_compile=config.jit_compile)
   checkpointer = resume.Checkpointer(os.path.join(config.model_dir, BACKUP), trainer,
                                      fingerprint(config, manifest), is_chief)
   start_step = checkpointer.restore()
@@ -183,6 +209,8 @@ def run(config: configs.TrainConfig, strategy: tf.distribute.Strategy | None = N
     train_dataset = input_pipeline.training_stream(
         manifest, config.batch_size, seed=config.seed, shuffle_buffer=config.shuffle_buffer,
         start_step=start_step)
+  if config.jit_compile:
+    train_dataset = input_pipeline.without_strings(train_dataset)
   chain = _callbacks(config, encoder, evaluator, is_chief)
   label = manifest.data_label()
   logging.info("training %s on %s: %d train sets, batch %d over %d replica(s), from epoch %d "

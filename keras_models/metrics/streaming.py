@@ -58,10 +58,14 @@ def _fold_top_k(
       gallery_categories[tf.newaxis, :] > 0
   )
   scores = tf.where(allowed, scores, float("-inf"))
-  ids = tf.broadcast_to(gallery_ids[tf.newaxis, :], tf.shape(scores, out_type=tf.int64))
-  candidate_scores = tf.concat([top_scores, scores], axis=1)
-  candidate_ids = tf.concat([top_ids, ids], axis=1)
-  top_scores, positions = tf.math.top_k(candidate_scores, k=tf.shape(top_scores)[1])
+  # Reduce the chunk to its own top k before merging: the merge then touches [Q, 2k]
+  # values instead of broadcasting int64 ids over the whole [Q, chunk] score block.
+  # top_k keeps the lower position on ties in both steps, so the result is unchanged.
+  k = tf.shape(top_scores)[1]
+  chunk_scores, chunk_positions = tf.math.top_k(scores, k=tf.minimum(k, tf.shape(scores)[1]))
+  candidate_scores = tf.concat([top_scores, chunk_scores], axis=1)
+  candidate_ids = tf.concat([top_ids, tf.gather(gallery_ids, chunk_positions)], axis=1)
+  top_scores, positions = tf.math.top_k(candidate_scores, k=k)
   top_ids = tf.gather(candidate_ids, positions, batch_dims=1)
   # Masked items score -inf like the padding slots; their ids must not fill those slots.
   empty = tf.equal(top_scores, float("-inf"))

@@ -24,6 +24,9 @@ import numpy as np
 
 from tfrecords_builder import raw_dataset
 
+# Elements of the largest temporary array of one generation block.
+_BLOCK_ELEMENTS = 1 << 22
+
 
 @dataclasses.dataclass(frozen=True)
 class SyntheticConfig:
@@ -71,9 +74,18 @@ def generate(config: SyntheticConfig) -> raw_dataset.RawDataset:
   total = int(sizes.sum())
   categories = rng.choice(k, size=total, p=probabilities)
   set_of_item = np.repeat(np.arange(config.num_sets), sizes)
-  hidden = np.tanh(np.einsum("nhl,nl->nh", w[categories], styles[set_of_item]))
-  features = (mu[categories] + np.einsum("ndh,nh->nd", a[categories], hidden)
-              + config.noise_scale * rng.standard_normal((total, d)) / np.sqrt(d))
+  # Items are generated in row blocks so that the [rows, D, H] gathered style maps stay
+  # small at 1e6 items; every block makes the same calls on fewer rows and the noise is
+  # drawn in the same order, so the output does not depend on the block size.
+  features = np.empty((total, d), np.float32)
+  block = max(1, _BLOCK_ELEMENTS // (d * h))
+  for start in range(0, total, block):
+    rows = slice(start, min(start + block, total))
+    hidden = np.tanh(np.einsum("nhl,nl->nh", w[categories[rows]], styles[set_of_item[rows]]))
+    features[rows] = (mu[categories[rows]]
+                      + np.einsum("ndh,nh->nd", a[categories[rows]], hidden)
+                      + config.noise_scale * rng.standard_normal((rows.stop - start, d))
+                      / np.sqrt(d))
 
   item_ids = np.array([f"syn{s:06d}-{j:02d}" for s, n in enumerate(sizes) for j in range(n)])
   names = [category_name(c + 1) for c in range(k)]
@@ -87,6 +99,6 @@ def generate(config: SyntheticConfig) -> raw_dataset.RawDataset:
         origin=f"synthetic set {s}"))
     start += n
   return raw_dataset.RawDataset(
-      name="synthetic", sets=sets, item_ids=item_ids, features=features.astype(np.float32),
+      name="synthetic", sets=sets, item_ids=item_ids, features=features,
       features_origin=f"synthetic(seed={config.seed})", category_names=tuple(names),
       synthetic=True)
