@@ -132,6 +132,9 @@ class TrainConfig:
     if self.strategy != "mirrored" and self.num_gpus != -1:
       raise ValueError(f"num_gpus={self.num_gpus} applies to strategy=mirrored only, got "
                        f"strategy={self.strategy}")
+    if self.mixed_precision not in MIXED_PRECISION:
+      raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}, got "
+                       f"'{self.mixed_precision}'")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,9 +166,6 @@ class IcfrrConfig:
       raise ValueError(f"icfrr mode must be one of {ICFRR_MODES}, got '{self.mode}'")
     if self.score not in ICFRR_SCORES:
       raise ValueError(f"icfrr score must be one of {ICFRR_SCORES}, got '{self.score}'")
-    if self.mixed_precision not in MIXED_PRECISION:
-      raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}, got "
-                       f"'{self.mixed_precision}'")
 
 
 @dataclasses.dataclass(frozen=True)
