@@ -5,7 +5,7 @@ is an exact, never-stale negative bank (SPN4CIR's second stage, where the image 
 frozen, is the model). `build_bank` sorts the unique train features by category once;
 `bank_infonce` scores each prediction against its own category's rows in chunks, with a
 running logsumexp forward and a recomputing backward pass (`tf.custom_gradient`), so
-memory per step is `[num_categories, queries, chunk]` whatever the gallery size.
+memory per step is `[queries, chunk]` whatever the gallery size.
 
 Duplicates: items of one category with identical features share one bank row (as SPN4CIR
 de-duplicates its bank), so a duplicate never acts as a negative of its own twin; the
@@ -65,89 +65,90 @@ def build_bank(features: np.ndarray, categories: np.ndarray, num_categories: int
               item_rows=inverse.reshape(-1).astype(np.int32))
 
 
-def _chunk_rows(bank_features, offsets, index, chunk_size):
-  """Rows `[K, chunk, dim]` of chunk `index` of every category and their mask `[K, chunk]`."""
+def _chunk_list(offsets: tf.Tensor, chunk_size: int):
+  """Chunks of every category's rows: category `[T]`, first row `[T]`, end row `[T]`."""
   sizes = offsets[1:] - offsets[:-1]
-  position = index * chunk_size + tf.range(chunk_size)
-  in_category = position[None, :] < sizes[:, None]
-  rows = tf.where(in_category, offsets[:-1, None] + position[None, :], 0)
-  return tf.gather(bank_features, rows), in_category
+  per_category = (sizes + chunk_size - 1) // chunk_size
+  category = tf.repeat(tf.range(tf.size(sizes)), per_category)
+  within = tf.range(tf.size(category)) - tf.gather(tf.cumsum(per_category, exclusive=True),
+                                                    category)
+  start = tf.gather(offsets[:-1], category) + within * chunk_size
+  end = tf.minimum(start + chunk_size, tf.gather(offsets[1:], category))
+  return category, start, end
 
 
-def category_logsumexp(queries: tf.Tensor, bank_features: tf.Tensor, offsets: tf.Tensor,
+def category_logsumexp(queries: tf.Tensor, query_categories: tf.Tensor,
+                       bank_features: tf.Tensor, offsets: tf.Tensor,
                        temperature: float | tf.Tensor, chunk_size: int) -> tf.Tensor:
   """logsumexp_j (q . b_j / tau) over the bank rows of each query's category.
 
-  The backward pass recomputes each chunk's softmax from the saved logsumexp instead of
-  keeping every chunk's logits, so memory does not grow with the gallery.
+  Queries are sorted by category, so each chunk of a category's rows meets only that
+  category's queries: the work is sum_c |queries of c| * |rows of c|, nothing padded. The
+  backward pass recomputes each chunk's softmax from the saved logsumexp instead of keeping
+  every chunk's logits, so memory does not grow with the gallery.
 
   Args:
-    queries: `[K, queries_per_category, dim]`; row k holds queries of category k + 1.
+    queries: `[num_queries, dim]` float.
+    query_categories: `[num_queries]` int in 1..K, 0 = skip (result 0, no gradient).
     bank_features: `[num_rows, dim]` float32, constant (no gradient).
     offsets: `[K + 1]` int32 row offsets of the categories.
     temperature: tau > 0.
-    chunk_size: bank rows scored per category at a time.
+    chunk_size: bank rows scored at a time.
 
   Returns:
-    `[K, queries_per_category]` float32; -1e9 + log(chunk) for an empty category.
+    `[num_queries]` float32; 0 for skipped queries and categories without rows.
   """
   offsets = tf.cast(offsets, tf.int32)
+  query_categories = tf.cast(query_categories, tf.int32)
   bank_features = tf.stop_gradient(tf.cast(bank_features, tf.float32))
   inverse_tau = 1.0 / tf.cast(temperature, tf.float32)
-  num_chunks = (tf.reduce_max(offsets[1:] - offsets[:-1]) + chunk_size - 1) // chunk_size
+  order = tf.argsort(query_categories, stable=True)
+  bounds = tf.searchsorted(tf.gather(query_categories, order)[None],
+                           tf.range(1, tf.size(offsets) + 1)[None], side="left")[0]
+  chunk_category, chunk_start, chunk_end = _chunk_list(offsets, chunk_size)
+  num_chunks = tf.size(chunk_category)
 
-  def chunk_logits(q, index):
-    rows, in_category = _chunk_rows(bank_features, offsets, index, chunk_size)
-    logits = tf.matmul(q, rows, transpose_b=True) * inverse_tau
-    return tf.where(in_category[:, None, :], logits, set_ops.MASKED_LOGIT), rows, in_category
+  def chunk(q, index):
+    """(slots [n, 1] of the chunk's queries, their queries [n, dim], rows, logits)."""
+    low, high = bounds[chunk_category[index]], bounds[chunk_category[index] + 1]
+    rows = bank_features[chunk_start[index]:chunk_end[index]]
+    segment = q[low:high]
+    logits = tf.matmul(segment, rows, transpose_b=True) * inverse_tau
+    return tf.range(low, high)[:, None], rows, logits
 
   @tf.custom_gradient
   def forward(q):
     def body(index, running_max, running_sum):
-      logits, _, _ = chunk_logits(q, index)
-      new_max = tf.maximum(running_max, tf.reduce_max(logits, axis=-1))
-      running_sum = (running_sum * tf.exp(running_max - new_max)
-                     + tf.reduce_sum(tf.exp(logits - new_max[..., None]), axis=-1))
-      return index + 1, new_max, running_sum
+      slots, _, logits = chunk(q, index)
+      old_max = tf.gather_nd(running_max, slots)
+      new_max = tf.maximum(old_max, tf.reduce_max(logits, axis=-1))
+      new_sum = (tf.gather_nd(running_sum, slots) * tf.exp(old_max - new_max)
+                 + tf.reduce_sum(tf.exp(logits - new_max[:, None]), axis=-1))
+      return (index + 1, tf.tensor_scatter_nd_update(running_max, slots, new_max),
+              tf.tensor_scatter_nd_update(running_sum, slots, new_sum))
 
-    start = tf.fill(tf.shape(q)[:2], tf.constant(set_ops.MASKED_LOGIT, tf.float32))
+    start = tf.fill(tf.shape(q)[:1], tf.constant(set_ops.MASKED_LOGIT, tf.float32))
     _, running_max, running_sum = tf.while_loop(
         lambda index, *_: index < num_chunks, body,
         (tf.constant(0), start, tf.zeros_like(start)))
-    result = running_max + tf.math.log(running_sum)
+    scored = running_sum > 0
+    result = tf.where(scored, running_max + tf.math.log(tf.where(scored, running_sum, 1.0)),
+                      0.0)
 
     def gradient(upstream):
       def grad_body(index, total):
-        logits, rows, in_category = chunk_logits(q, index)
-        weights = tf.where(in_category[:, None, :],
-                           tf.exp(logits - result[..., None]), 0.0)
-        return index + 1, total + tf.matmul(weights, rows)
+        slots, rows, logits = chunk(q, index)
+        weights = tf.exp(logits - tf.gather_nd(result, slots)[:, None])
+        return index + 1, tf.tensor_scatter_nd_add(total, slots, tf.matmul(weights, rows))
 
       _, expected = tf.while_loop(lambda index, _: index < num_chunks, grad_body,
                                   (tf.constant(0), tf.zeros_like(q)))
-      return upstream[..., None] * expected * inverse_tau
+      return tf.convert_to_tensor(upstream)[:, None] * expected * inverse_tau
 
     return result, gradient
 
-  return forward(tf.cast(queries, tf.float32))
-
-
-def _group_by_category(categories: tf.Tensor, valid: tf.Tensor, num_categories: tf.Tensor):
-  """Slots of flat queries in a `[K, max_per_category]` layout.
-
-  Returns:
-    index: `[K, max_per_category]` int32 flat query index, -1 = empty slot.
-    slot: `[num_queries, 2]` int32 (category - 1, rank) of each query (0, 0 if invalid).
-  """
-  one_hot = tf.one_hot(tf.maximum(categories - 1, 0), num_categories, dtype=tf.int32)
-  one_hot *= tf.cast(valid, tf.int32)[:, None]
-  rank = tf.reduce_sum((tf.cumsum(one_hot, axis=0) - 1) * one_hot, axis=1)
-  slot = tf.stack([tf.where(valid, categories - 1, 0), rank], axis=1)
-  width = tf.maximum(tf.reduce_max(tf.reduce_sum(one_hot, axis=0)), 1)
-  index = tf.scatter_nd(tf.boolean_mask(slot, valid),
-                        tf.boolean_mask(tf.range(tf.shape(categories)[0]) + 1, valid),
-                        tf.stack([num_categories, width])) - 1
-  return index, slot
+  sorted_lse = forward(tf.gather(tf.cast(queries, tf.float32), order))
+  return tf.gather(sorted_lse, tf.math.invert_permutation(order))
 
 
 def bank_infonce(predictions: tf.Tensor, target_categories: tf.Tensor,
@@ -201,14 +202,10 @@ def bank_infonce(predictions: tf.Tensor, target_categories: tf.Tensor,
              & (rows[:, :, None] != row_t) & ~earlier_same_row[:, None, :])
   sibling_logits = tf.einsum("bsd,btd->bst", query, own_rows) * inverse_tau
 
-  flat_valid = tf.reshape(valid, [-1])
-  flat_query = tf.reshape(query, [-1, tf.shape(query)[-1]])
-  index, slot = _group_by_category(tf.reshape(categories, [-1]), flat_valid,
-                                   tf.shape(predictions)[1])
-  grouped = tf.where((index >= 0)[..., None], tf.gather(flat_query, tf.maximum(index, 0)), 0.0)
-  grouped_lse = category_logsumexp(grouped, bank_features, bank_offsets, temperature,
-                                   chunk_size)
-  lse = tf.reshape(tf.gather_nd(grouped_lse, slot), tf.shape(categories))
+  lse = tf.reshape(category_logsumexp(
+      tf.reshape(query, [-1, tf.shape(query)[-1]]),
+      tf.reshape(tf.where(valid, categories, 0), [-1]), bank_features, bank_offsets,
+      temperature, chunk_size), tf.shape(categories))
 
   excluded = tf.reduce_sum(
       tf.where(sibling, tf.exp(sibling_logits - lse[..., None]), 0.0), axis=-1)
