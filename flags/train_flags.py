@@ -64,6 +64,21 @@ CHECKPOINT_EVERY_STEPS = flags.DEFINE_integer(
 VERIFY_SHARDS = flags.DEFINE_bool("verify_shards", _TRAIN.verify_shards,
                                   "Check every train/val shard against the manifest's "
                                   "sha256 before training.")
+USE_BANK_NEGATIVES = flags.DEFINE_bool(
+    "use_bank_negatives", _LOSS.use_bank_negatives,
+    "InfoNCE against every train item of the target's category (static negative bank).")
+BANK_MODE = flags.DEFINE_enum("bank_mode", _LOSS.bank_mode, list(configs.BANK_MODES),
+                              "add: in-batch/TPaNeg terms + bank_weight * bank terms; "
+                              "replace: bank terms only.")
+BANK_TEMPERATURE = flags.DEFINE_float("bank_temperature", _LOSS.bank_temperature,
+                                      "Softmax temperature of the bank terms.")
+BANK_WEIGHT = flags.DEFINE_float("bank_weight", _LOSS.bank_weight,
+                                 "Weight of the bank terms with bank_mode=add.")
+BANK_CHUNK_SIZE = flags.DEFINE_integer("bank_chunk_size", _LOSS.bank_chunk_size,
+                                       "Bank rows per category scored at a time.")
+INIT_WEIGHTS = flags.DEFINE_string(
+    "init_weights", _TRAIN.init_weights,
+    "Start from this finished run's .weights.h5 (two-stage schedule); '' = random init.")
 VERBOSE = flags.DEFINE_integer("verbose", _TRAIN.verbose,
                                "Keras fit verbosity: 1 progress bar, 2 one line per epoch.")
 
@@ -76,7 +91,9 @@ def train_config_from_flags() -> configs.TrainConfig:
       candidate_neg_num=CANDIDATE_NEG_NUM.value, tpaneg_gamma_start=TPANEG_GAMMA_START.value,
       tpaneg_gamma_end=TPANEG_GAMMA_END.value,
       tpaneg_curriculum_epochs=TPANEG_CURRICULUM_EPOCHS.value,
-      tpaneg_epsilon=TPANEG_EPSILON.value)
+      tpaneg_epsilon=TPANEG_EPSILON.value, use_bank_negatives=USE_BANK_NEGATIVES.value,
+      bank_mode=BANK_MODE.value, bank_temperature=BANK_TEMPERATURE.value,
+      bank_weight=BANK_WEIGHT.value, bank_chunk_size=BANK_CHUNK_SIZE.value)
   config = configs.TrainConfig(
       data_dir=common_flags.require(common_flags.DATA_DIR),
       model_dir=common_flags.require(common_flags.MODEL_DIR),
@@ -92,6 +109,7 @@ def train_config_from_flags() -> configs.TrainConfig:
       shuffle_buffer=SHUFFLE_BUFFER.value,
       gallery_chunk_size=common_flags.GALLERY_CHUNK_SIZE.value,
       eval_split_seed=common_flags.EVAL_SPLIT_SEED.value, verbose=VERBOSE.value,
-      checkpoint_every_steps=CHECKPOINT_EVERY_STEPS.value, verify_shards=VERIFY_SHARDS.value)
+      checkpoint_every_steps=CHECKPOINT_EVERY_STEPS.value, verify_shards=VERIFY_SHARDS.value,
+      init_weights=INIT_WEIGHTS.value)
   config.validate()
   return config

@@ -15,6 +15,7 @@ RERANKERS = ("none", "icfrr")
 ICFRR_MODES = ("positional", "accumulate")
 ICFRR_SCORES = ("neg_euclidean", "cosine")
 MIXED_PRECISION = ("none", "mixed_bfloat16", "mixed_float16")
+BANK_MODES = ("add", "replace")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,8 +54,14 @@ class LossConfig:
   tpaneg_gamma_end: float = 0.8
   tpaneg_curriculum_epochs: int = 100
   tpaneg_epsilon: float = 0.2
+  use_bank_negatives: bool = False
+  bank_mode: str = "add"
+  bank_temperature: float = 0.1
+  bank_weight: float = 1.0
+  bank_chunk_size: int = 1024
 
   def validate(self) -> None:
+    self._validate_bank()
     if self.temperature <= 0:
       raise ValueError(f"temperature must be > 0, got {self.temperature}")
     if self.cycle_lambda < 0:
@@ -70,6 +77,21 @@ class LossConfig:
         raise ValueError("tpaneg_curriculum_epochs must be >= 1")
       if self.tpaneg_epsilon < 0:
         raise ValueError(f"tpaneg_epsilon must be >= 0, got {self.tpaneg_epsilon}")
+
+  def _validate_bank(self) -> None:
+    if not self.use_bank_negatives:
+      return
+    if self.bank_mode not in BANK_MODES:
+      raise ValueError(f"bank_mode must be one of {BANK_MODES}, got '{self.bank_mode}'")
+    if self.bank_temperature <= 0:
+      raise ValueError(f"bank_temperature must be > 0, got {self.bank_temperature}")
+    if self.bank_weight <= 0:
+      raise ValueError(f"bank_weight must be > 0, got {self.bank_weight}")
+    if self.bank_chunk_size < 1:
+      raise ValueError(f"bank_chunk_size must be >= 1, got {self.bank_chunk_size}")
+    if self.bank_mode == "replace" and self.use_tpaneg:
+      raise ValueError("bank_mode=replace replaces TPaNeg's negatives too; use "
+                       "bank_mode=add with use_tpaneg, or drop use_tpaneg")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +124,7 @@ class TrainConfig:
   verbose: int = 1
   checkpoint_every_steps: int = 0
   verify_shards: bool = False
+  init_weights: str = ""
 
   def validate(self) -> None:
     self.model.validate()
@@ -135,6 +158,9 @@ class TrainConfig:
     if self.mixed_precision not in MIXED_PRECISION:
       raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}, got "
                        f"'{self.mixed_precision}'")
+
+    if self.init_weights and not self.init_weights.endswith(".weights.h5"):
+      raise ValueError(f"init_weights must be a .weights.h5 file, got '{self.init_weights}'")
 
 
 @dataclasses.dataclass(frozen=True)

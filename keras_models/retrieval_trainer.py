@@ -2,7 +2,9 @@
 
 Loss (all terms category-wise, targets are the input item features):
   L = L(X -> Y') + L(Y -> X') [+ cycle_lambda * (L(X'' | X) + L(Y'' | Y))]
-with L the in-batch InfoNCE or, with TPaNeg, the curriculum hard-negative loss. Every term
+with L the in-batch InfoNCE or, with TPaNeg, the curriculum hard-negative loss. With bank
+negatives, L is the static-bank InfoNCE (bank_mode=replace), or bank_weight times the bank
+terms bank_x_to_y / bank_y_to_x are added (bank_mode=add). Every term
 is a per-replica sum divided by the GLOBAL number of counted items, so gradients summed
 over replicas equal the single-device gradient of the global batch (PLATFORM.md).
 In-batch negatives come from the whole global batch (targets are all-gathered).
@@ -16,11 +18,13 @@ import tensorflow as tf
 from keras_models import configs
 from keras_models import distribution
 from keras_models import input_pipeline
+from keras_models.losses import bank
 from keras_models.losses import infonce
 from keras_models.losses import set_ops
 from keras_models.losses import tpaneg
 
 TERMS = ("x_to_y", "y_to_x", "cycle_x", "cycle_y")
+BANK_TERMS = ("bank_x_to_y", "bank_y_to_x")
 OTHER = {"query": "target", "target": "query"}
 
 
@@ -37,6 +41,24 @@ class NegativeTables:
     self.features = tf.Variable(features, trainable=False, dtype=tf.float32, name="neg_features")
 
 
+class BankTables:
+  """Static negative bank (`bank.Bank`) as non-trainable variables, not saved as weights.
+
+  Attributes:
+    features: [num_rows, D] float32 unit rows sorted by category.
+    offsets: [K + 1] int32 category row offsets.
+    item_rows: [num_train_items] int32 bank row of each train item.
+  """
+
+  def __init__(self, static_bank: bank.Bank):
+    self.features = tf.Variable(static_bank.features, trainable=False, dtype=tf.float32,
+                                name="bank_features")
+    self.offsets = tf.Variable(static_bank.offsets, trainable=False, dtype=tf.int32,
+                               name="bank_offsets")
+    self.item_rows = tf.Variable(static_bank.item_rows, trainable=False, dtype=tf.int32,
+                                 name="bank_item_rows")
+
+
 class SetRetrievalTrainer(keras.Model):
   """Wraps `encoder` (half-set -> [batch, K, D]) with the training losses.
 
@@ -44,13 +66,17 @@ class SetRetrievalTrainer(keras.Model):
   """
 
   def __init__(self, encoder: keras.Model, loss_config: configs.LossConfig,
-               negative_tables: NegativeTables | None = None, **kwargs):
+               negative_tables: NegativeTables | None = None,
+               bank_tables: BankTables | None = None, **kwargs):
     super().__init__(**kwargs)
     if loss_config.use_tpaneg and negative_tables is None:
       raise ValueError("use_tpaneg needs negative_tables")
+    if loss_config.use_bank_negatives and bank_tables is None:
+      raise ValueError("use_bank_negatives needs bank_tables")
     self.encoder = encoder
     self.loss_config = loss_config
     self._tables = negative_tables
+    self._bank = bank_tables
     self.tpaneg_gamma = self.add_weight(
         shape=(), initializer=keras.initializers.Constant(loss_config.tpaneg_gamma_start),
         trainable=False, name="tpaneg_gamma")
@@ -60,8 +86,17 @@ class SetRetrievalTrainer(keras.Model):
     # The encoder arrives built; the trainer itself owns no other weights to create.
     self.built = True
 
+  def _adds_bank(self) -> bool:
+    return self.loss_config.use_bank_negatives and self.loss_config.bank_mode == "add"
+
   def _active_terms(self) -> tuple[str, ...]:
-    return TERMS if self.loss_config.use_cycle_loss else TERMS[:2]
+    terms = TERMS if self.loss_config.use_cycle_loss else TERMS[:2]
+    return terms + BANK_TERMS if self._adds_bank() else terms
+
+  def _weight(self, name: str) -> float:
+    if name.startswith("cycle"):
+      return self.loss_config.cycle_lambda
+    return self.loss_config.bank_weight if name in BANK_TERMS else 1.0
 
   @property
   def metrics(self):
@@ -74,12 +109,23 @@ class SetRetrievalTrainer(keras.Model):
     """Predictions [batch, K, D] for the query half of a pipeline batch."""
     return self.encoder(input_pipeline.model_inputs(inputs, "query"), training=training)
 
+  def _bank_term(self, predictions: tf.Tensor, batch: dict[str, tf.Tensor], prefix: str):
+    """(sum, count, 0) of the static-bank InfoNCE against half `prefix` of `batch`."""
+    loss_sum, count = bank.bank_infonce(
+        predictions, batch[f"{prefix}_categories"], batch[f"{prefix}_mask"],
+        batch[f"{prefix}_item_index"], self._bank.item_rows, self._bank.features,
+        self._bank.offsets, self.loss_config.bank_temperature,
+        self.loss_config.bank_chunk_size)
+    return loss_sum, count, tf.constant(0.0)
+
   def _term(self, predictions: tf.Tensor, batch: dict[str, tf.Tensor], prefix: str):
     """(sum, count, kept_negatives) of one loss term against half `prefix` of `batch`."""
     features = batch[f"{prefix}_features"]
     categories = batch[f"{prefix}_categories"]
     mask = batch[f"{prefix}_mask"]
     config = self.loss_config
+    if config.use_bank_negatives and config.bank_mode == "replace":
+      return self._bank_term(predictions, batch, prefix)
     if config.use_tpaneg:
       negative_features, negative_mask = tpaneg.gather_negatives(
           batch[f"{prefix}_item_index"], self._tables.negatives, self._tables.features)
@@ -118,6 +164,9 @@ class SetRetrievalTrainer(keras.Model):
             "categories": categories, "mask": batch[f"{prefix}_mask"]}
         back = self.encoder(cycle_input, training=training)
         terms[name] = self._term(back, batch, OTHER[prefix])
+    if self._adds_bank():
+      terms["bank_x_to_y"] = self._bank_term(predicted["target"], batch, "target")
+      terms["bank_y_to_x"] = self._bank_term(predicted["query"], batch, "query")
     return terms
 
   def _scaled_total(self, terms) -> tf.Tensor:
@@ -127,8 +176,7 @@ class SetRetrievalTrainer(keras.Model):
       global_count = count
       if context is not None:
         global_count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
-      weight = self.loss_config.cycle_lambda if name.startswith("cycle") else 1.0
-      total += weight * loss_sum / tf.maximum(global_count, 1.0)
+      total += self._weight(name) * loss_sum / tf.maximum(global_count, 1.0)
     return total
 
   def _update_trackers(self, terms, batch) -> dict[str, tf.Tensor]:
@@ -136,8 +184,7 @@ class SetRetrievalTrainer(keras.Model):
     for name, (loss_sum, count, kept) in terms.items():
       mean = loss_sum / tf.maximum(count, 1.0)
       self.term_trackers[name].update_state(mean, sample_weight=count)
-      weight = self.loss_config.cycle_lambda if name.startswith("cycle") else 1.0
-      total_value += weight * mean
+      total_value += self._weight(name) * mean
     self.total_tracker.update_state(total_value)
     if self.loss_config.use_tpaneg:
       x_to_y = terms["x_to_y"]

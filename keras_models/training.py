@@ -31,6 +31,7 @@ from keras_models import input_pipeline
 from keras_models import resume
 from keras_models import retrieval_trainer
 from keras_models import weights_io
+from keras_models.losses import bank
 from keras_models.losses import tpaneg
 from keras_models.models import registry
 from tfrecords_builder import atomic_io
@@ -96,6 +97,14 @@ def negative_table(config: configs.TrainConfig, table: data_files.ItemTable,
                "built in %.1f s", len(kept), kept.mean(), int((kept == 0).sum()),
                time.time() - start)
   return negatives
+
+
+def load_init_weights(encoder: keras.Model, path: str) -> None:
+  """Loads a finished run's encoder weights (two-stage schedule) or says why it cannot."""
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{path}: init_weights file does not exist")
+  weights_io.load_weights_checked(encoder, path, "init_weights for this run's model flags")
+  logging.info("initialised the encoder from %s", path)
 
 
 def build_optimizer(config: configs.TrainConfig,
@@ -193,14 +202,23 @@ def run(config: configs.TrainConfig, strategy: tf.distribute.Strategy | None = N
     evaluator = evaluator_lib.Evaluator(manifest, "val", chunk_size=config.gallery_chunk_size,
                                         seed=config.eval_split_seed)
   centers = data_files.load_centers(manifest)
-  tables = None
+  tables = bank_tables = None
   with strategy.scope():
-    if config.loss.use_tpaneg:
+    if config.loss.use_tpaneg or config.loss.use_bank_negatives:
       train_table = data_files.load_item_table(manifest, "train")
+    if config.loss.use_tpaneg:
       tables = retrieval_trainer.NegativeTables(negative_table(config, train_table, is_chief),
                                                 train_table.features)
+    if config.loss.use_bank_negatives:
+      static_bank = bank.build_bank(train_table.features, train_table.categories,
+                                    manifest.num_categories)
+      logging.info("negative bank: %d rows from %d train items", len(static_bank.features),
+                   len(train_table.features))
+      bank_tables = retrieval_trainer.BankTables(static_bank)
     encoder = build_encoder(config.model, manifest, centers, config.mixed_precision)
-    trainer = retrieval_trainer.SetRetrievalTrainer(encoder, config.loss, tables)
+    if config.init_weights:
+      load_init_weights(encoder, config.init_weights)
+    trainer = retrieval_trainer.SetRetrievalTrainer(encoder, config.loss, tables, bank_tables)
     trainer.compile(optimizer=build_optimizer(config, steps), jit_compile=config.jit_compile)
   checkpointer = resume.Checkpointer(os.path.join(config.model_dir, BACKUP), trainer,
                                      fingerprint(config, manifest), is_chief)

@@ -26,7 +26,7 @@ def data_dir(tmp_path_factory):
   return out
 
 
-@pytest.mark.parametrize("variant", ["inbatch", "tpaneg"])
+@pytest.mark.parametrize("variant", ["inbatch", "tpaneg", "bank"])
 def test_two_replicas_match_one_device(data_dir, variant):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
   completed = subprocess.run(

@@ -2,7 +2,7 @@
 
 Run as a subprocess by distribution_test.py: logical devices must be configured before
 TensorFlow initialises, which a shared pytest process cannot guarantee.
-  python tests/keras_models/two_replica_script.py DATA_DIR {inbatch|tpaneg}
+  python tests/keras_models/two_replica_script.py DATA_DIR {inbatch|tpaneg|bank}
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from keras_models import data_files  # pylint: disable=wrong-import-position
 from keras_models import input_pipeline  # pylint: disable=wrong-import-position
 from keras_models import retrieval_trainer  # pylint: disable=wrong-import-position
 from keras_models import training  # pylint: disable=wrong-import-position
+from keras_models.losses import bank  # pylint: disable=wrong-import-position
 from keras_models.losses import tpaneg  # pylint: disable=wrong-import-position
 
 
@@ -41,7 +42,12 @@ def train_two_steps(strategy, manifest, loss_config, batches, initial_weights):
       negatives = tpaneg.build_negative_table(table.features, table.categories, 6, -1.0,
                                               set_ids=table.first_set)
       tables = retrieval_trainer.NegativeTables(negatives, table.features)
-    trainer = retrieval_trainer.SetRetrievalTrainer(encoder, loss_config, tables)
+    bank_tables = None
+    if loss_config.use_bank_negatives:
+      table = data_files.load_item_table(manifest, "train")
+      bank_tables = retrieval_trainer.BankTables(
+          bank.build_bank(table.features, table.categories, manifest.num_categories))
+    trainer = retrieval_trainer.SetRetrievalTrainer(encoder, loss_config, tables, bank_tables)
     # Plain SGD: Adam is scale-invariant and would hide a loss scaled by the replica count.
     trainer.compile(optimizer=keras.optimizers.SGD(0.5))
   start = [w.copy() for w in encoder.get_weights()]
@@ -55,7 +61,9 @@ def main() -> None:
   data_dir, variant = sys.argv[1], sys.argv[2]
   manifest = data_files.load_manifest(data_dir)
   loss_config = configs.LossConfig(use_cycle_loss=True, use_tpaneg=variant == "tpaneg",
-                                   tpaneg_gamma_start=-1.0, tpaneg_epsilon=2.0)
+                                   tpaneg_gamma_start=-1.0, tpaneg_epsilon=2.0,
+                                   use_bank_negatives=variant == "bank", bank_mode="replace",
+                                   bank_chunk_size=5)
   dataset = input_pipeline.make_dataset(manifest, "train", 16, training=False,
                                         drop_remainder=True)
   batch = next(iter(dataset))
