@@ -15,21 +15,17 @@ from keras_models import configs
 from keras_models import data_files
 from keras_models import input_pipeline
 from keras_models import training
-from tfrecords_builder import build
-from tfrecords_builder import config as builder_config
-from tfrecords_builder.sources import synthetic
+from tests import tiny_data
 
 FLAGS = flags.FLAGS
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = tiny_data.ROOT
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
   out = str(tmp_path_factory.mktemp("data") / "syn")
-  build.run(builder_config.BuilderConfig(
-      source="synthetic", output_dir=out, num_shards=1,
-      synthetic=synthetic.SyntheticConfig(num_sets=60, num_categories=4, feature_dim=12,
-                                          min_items=3, max_items=6)))
+  tiny_data.build_synthetic(out, num_sets=60,
+                            num_categories=4, feature_dim=12, min_items=3, max_items=6)
   return out
 
 

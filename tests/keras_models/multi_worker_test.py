@@ -9,21 +9,17 @@ import subprocess
 import sys
 
 import pytest
+from tests import tiny_data
 
-from tfrecords_builder import build
-from tfrecords_builder import config as builder_config
-from tfrecords_builder.sources import synthetic
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = tiny_data.ROOT
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
   out = str(tmp_path_factory.mktemp("data") / "syn")
-  build.run(builder_config.BuilderConfig(
-      source="synthetic", output_dir=out, num_shards=2,
-      synthetic=synthetic.SyntheticConfig(num_sets=40, num_categories=3, feature_dim=8,
-                                          min_items=3, max_items=5)))
+  tiny_data.build_synthetic(out, num_shards=2, num_sets=40,
+                            num_categories=3, feature_dim=8, min_items=3, max_items=5)
   return out
 
 

@@ -11,13 +11,10 @@ import pytest
 
 import conditional_main
 from flags import conditional_flags
-from tfrecords_builder import build
-from tfrecords_builder import config as builder_config
-from tfrecords_builder.sources import synthetic
+from tests import tiny_data
 
 FLAGS = flags.FLAGS
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))))
+ROOT = tiny_data.ROOT
 
 
 def _parse(*argv: str) -> None:
@@ -28,10 +25,8 @@ def _parse(*argv: str) -> None:
 def test_conditional_main_on_tiny_data(tmp_path, monkeypatch, capsys):
   monkeypatch.chdir(ROOT)
   data_dir = str(tmp_path / "syn")
-  build.run(builder_config.BuilderConfig(
-      source="synthetic", output_dir=data_dir, num_shards=1,
-      synthetic=synthetic.SyntheticConfig(num_sets=120, num_categories=3, feature_dim=8,
-                                          min_items=3, max_items=5)))
+  tiny_data.build_synthetic(data_dir, num_sets=120,
+                            num_categories=3, feature_dim=8, min_items=3, max_items=5)
   out = str(tmp_path / "run")
   with flagsaver.flagsaver():
     _parse("--flagfile=experiments/conditional/synthetic.flags", f"--data_dir={data_dir}",

@@ -18,13 +18,10 @@ from keras_models import evaluator as evaluator_lib
 from keras_models import training
 from keras_models.rerank import icfrr
 from keras_models.rerank import list_metrics
-from tfrecords_builder import build
-from tfrecords_builder import config as builder_config
-from tfrecords_builder.sources import synthetic
+from tests import tiny_data
 
 FLAGS = flags.FLAGS
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))))
+ROOT = tiny_data.ROOT
 
 
 def _parse(*argv: str) -> None:
@@ -35,10 +32,8 @@ def _parse(*argv: str) -> None:
 def test_eval_main_writes_the_icfrr_report(tmp_path, monkeypatch, capsys):
   monkeypatch.chdir(ROOT)
   data_dir = str(tmp_path / "syn")
-  build.run(builder_config.BuilderConfig(
-      source="synthetic", output_dir=data_dir, num_shards=1,
-      synthetic=synthetic.SyntheticConfig(num_sets=80, num_categories=3, feature_dim=8,
-                                          min_items=3, max_items=6)))
+  tiny_data.build_synthetic(data_dir, num_sets=80,
+                            num_categories=3, feature_dim=8, min_items=3, max_items=6)
   model_dir = str(tmp_path / "run")
   common = ("--flagfile=experiments/smoke/cst.flags", f"--data_dir={data_dir}",
             f"--model_dir={model_dir}")
