@@ -33,8 +33,10 @@ _GALLERY = flags.DEFINE_integer("gallery_size", 1_000_000, "Gallery items.")
 _QUERIES = flags.DEFINE_integer("num_queries", 10_000, "Queries.")
 _DIM = flags.DEFINE_integer("feature_dim", 512, "Vector size.")
 _K = flags.DEFINE_integer("k", 10, "Neighbours returned per query.")
-_CHUNK = flags.DEFINE_integer("gallery_chunk_size", 65536, "Our gallery rows per fold.")
-_QUERY_CHUNK = flags.DEFINE_integer("query_chunk_size", 4096, "Our queries per block.")
+_CHUNK = flags.DEFINE_integer("gallery_chunk_size", streaming.DEFAULT_CHUNK_SIZE,
+                              "Our gallery rows per fold.")
+_QUERY_CHUNK = flags.DEFINE_integer("query_chunk_size", streaming.DEFAULT_QUERY_CHUNK_SIZE,
+                                    "Our queries per block.")
 _NUMPY_BLOCK = flags.DEFINE_integer("numpy_query_block", 256, "NumPy queries per block.")
 _REPEATS = flags.DEFINE_integer("repeats", 1, "Interleaved rounds; the median is kept.")
 _METHODS = flags.DEFINE_multi_enum(

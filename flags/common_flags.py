@@ -29,7 +29,8 @@ SEED = flags.DEFINE_integer("seed", 0, "Seed of initialisation, shuffling and th
 EVAL_SPLIT_SEED = flags.DEFINE_integer(
     "eval_split_seed", 0, "Seed of the fixed val/test X/Y split; keep it when comparing "
     "runs of different --seed so they are scored on the same queries.")
-GALLERY_CHUNK_SIZE = flags.DEFINE_integer("gallery_chunk_size", 65536,
+GALLERY_CHUNK_SIZE = flags.DEFINE_integer("gallery_chunk_size",
+                                          configs.GALLERY_CHUNK_SIZE,
                                           "Gallery items scored per compiled call.")
 
 

@@ -22,7 +22,8 @@ INDEX_FEATURES = flags.DEFINE_string("index_features", _INDEX.features,
 INDEX_OVERWRITE = flags.DEFINE_bool("index_overwrite", _INDEX.overwrite,
                                     "Replace an existing index folder.")
 EXACT_CHUNK_SIZE = flags.DEFINE_integer("exact_chunk_size", _INDEX.exact_chunk_size,
-                                        "exact: gallery rows per compiled call.")
+                                        "exact: gallery rows per compiled call (widened for "
+                                        "small query batches).")
 IVF_NLIST = flags.DEFINE_integer("ivf_nlist", _INDEX.ivf_nlist,
                                  "faiss_ivf: lists per category; 0 = 4 sqrt(n).")
 IVF_NPROBE = flags.DEFINE_integer("ivf_nprobe", _INDEX.ivf_nprobe,

@@ -16,6 +16,9 @@ ICFRR_MODES = ("positional", "accumulate")
 ICFRR_SCORES = ("neg_euclidean", "cosine")
 MIXED_PRECISION = ("none", "mixed_bfloat16", "mixed_float16")
 BANK_MODES = ("add", "replace")
+# Gallery rows per fold of the exact scorer (streaming.ChunkedRanker); measured in
+# bench/README.md ("Exact search").
+GALLERY_CHUNK_SIZE = 8192
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +122,7 @@ class TrainConfig:
   jit_compile: bool = False
   mixed_precision: str = "none"
   shuffle_buffer: int = 10000
-  gallery_chunk_size: int = 65536
+  gallery_chunk_size: int = GALLERY_CHUNK_SIZE
   eval_split_seed: int = 0
   verbose: int = 1
   checkpoint_every_steps: int = 0
@@ -205,7 +208,7 @@ class EvalConfig:
   weights: str = ""
   batch_size: int = 256
   gallery: str = "targets"
-  gallery_chunk_size: int = 65536
+  gallery_chunk_size: int = GALLERY_CHUNK_SIZE
   top_percents: tuple[int, ...] = (5, 10, 20)
   recall_ks: tuple[int, ...] = (1, 5, 10)
   map_ks: tuple[int, ...] = (10,)

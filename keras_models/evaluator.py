@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_models import configs
 from keras_models import data_files
 from keras_models import input_pipeline
 from keras_models.losses import set_ops
@@ -43,7 +44,8 @@ class Evaluator:
   """Holds one split's fixed halves and gallery; scores any encoder against them."""
 
   def __init__(self, manifest: data_files.Manifest, split: str, *, batch_size: int = 256,
-               gallery: str = "targets", chunk_size: int = 65536, seed: int = 0,
+               gallery: str = "targets", chunk_size: int = configs.GALLERY_CHUNK_SIZE,
+               seed: int = 0,
                top_percents=(5, 10, 20), recall_ks=(1, 5, 10), map_ks=(10,)):
     self.manifest = manifest
     self.split = split

@@ -87,13 +87,15 @@ def _pad(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.n
 
 
 _RANKER: streaming.ChunkedRanker | None = None
+# Scores held at once by the exact backend: the ranker's default [1024, 8192] block.
+_SCORE_BLOCK = streaming.DEFAULT_QUERY_CHUNK_SIZE * streaming.DEFAULT_CHUNK_SIZE
 
 
 def _shared_ranker() -> streaming.ChunkedRanker:
   """One ranker for every exact index, so its fold function is traced once per process."""
   global _RANKER
   if _RANKER is None:
-    _RANKER = streaming.ChunkedRanker(query_chunk_size=1024)
+    _RANKER = streaming.ChunkedRanker()
   return _RANKER
 
 
@@ -115,8 +117,11 @@ class ExactBackend(Backend):
     return cls({"chunk_size": config.exact_chunk_size}, features)
 
   def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    # Few queries: widen the chunk so the score block still holds about _SCORE_BLOCK
+    # entries; per-fold dispatch (about 1 ms) otherwise dominates a 1-query search.
+    chunk_size = max(self.params["chunk_size"], _SCORE_BLOCK // max(1, len(queries)))
     return _shared_ranker().top_k(queries, np.ones(len(queries), np.int32), self._gallery,
-                                  self._categories, self._rows, k, self.params["chunk_size"])
+                                  self._categories, self._rows, k, chunk_size)
 
   def save(self, folder: str) -> None:
     atomic_io.write_npy(os.path.join(folder, self.FILE), self.features)

@@ -35,7 +35,8 @@ class IndexConfig:
       give its category.
     overwrite: Replace an existing index folder.
     model_dir: The model the index is meant for (recorded in the index manifest).
-    exact_chunk_size: Gallery rows per compiled call of the exact scorer.
+    exact_chunk_size: Gallery rows per compiled call of the exact scorer; widened for
+      small query batches so that queries x rows stays near 1024 x 8192.
     ivf_nlist: IVF lists per category; 0 = round(4 * sqrt(n)), at most n / 39 (FAISS
       wants >= 39 training points per list).
     ivf_nprobe: IVF lists visited per query.
@@ -56,7 +57,7 @@ class IndexConfig:
   features: str = ""
   overwrite: bool = False
   model_dir: str = ""
-  exact_chunk_size: int = 65536
+  exact_chunk_size: int = model_configs.GALLERY_CHUNK_SIZE
   ivf_nlist: int = 0
   ivf_nprobe: int = 16
   hnsw_m: int = 32

@@ -154,8 +154,9 @@ def build(dataset: raw_dataset.RawDataset, seed: int = 0, l2_normalize: bool = T
 def category_centers(train: SplitData, num_categories: int, seed: int) -> np.ndarray:
   """[K, D] L2-normalised mean train feature per category (random unit vector if absent)."""
   dim = train.features.shape[1]
-  sums = np.zeros((num_categories, dim), np.float64)
-  np.add.at(sums, train.categories - 1, train.features)
+  # One masked sum per category: np.add.at over the rows took 58 s at 1M x 512.
+  sums = np.stack([train.features[train.categories == c].sum(axis=0, dtype=np.float64)
+                   for c in range(1, num_categories + 1)])
   norms = np.linalg.norm(sums, axis=1, keepdims=True)
   missing = np.flatnonzero(norms[:, 0] == 0)
   if len(missing):

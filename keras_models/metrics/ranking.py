@@ -85,13 +85,50 @@ def rank_counts(
   scores = tf.matmul(queries, gallery, transpose_b=True)
   query_categories = tf.cast(query_categories, tf.int32)[:, tf.newaxis]
   gallery_categories = tf.cast(gallery_categories, tf.int32)[tf.newaxis, :]
-  not_positive = tf.not_equal(
+  candidate = (
+      tf.equal(query_categories, gallery_categories)
+      & (gallery_categories > 0)
+      & _not_positive(positive_ids, gallery_ids)
+  )
+  return _count_above(scores, positive_scores, candidate)
+
+
+def rank_counts_within_category(
+    queries: tf.Tensor,
+    positive_scores: tf.Tensor,
+    positive_ids: tf.Tensor,
+    gallery: tf.Tensor,
+    gallery_ids: tf.Tensor,
+) -> tuple[tf.Tensor, tf.Tensor]:
+  """`rank_counts` for queries and gallery rows all of one category: no category mask.
+
+  `streaming.ChunkedRanker` groups queries and gallery by category and calls this on each
+  group, which skips the [Q, G] category comparison and the other categories' matmul.
+
+  Args:
+    queries: `[num_queries, dim]` float query vectors.
+    positive_scores: `[num_queries]` float s(pos) for each query.
+    positive_ids: `[num_queries]` int64 gallery id of each query's positive.
+    gallery: `[gallery_size, dim]` float gallery vectors of the queries' category.
+    gallery_ids: `[gallery_size]` int64 gallery ids.
+
+  Returns:
+    (num_greater, num_ties): `[num_queries]` int32 each.
+  """
+  scores = tf.matmul(queries, gallery, transpose_b=True)
+  return _count_above(scores, positive_scores, _not_positive(positive_ids, gallery_ids))
+
+
+def _not_positive(positive_ids: tf.Tensor, gallery_ids: tf.Tensor) -> tf.Tensor:
+  return tf.not_equal(
       tf.cast(positive_ids, tf.int64)[:, tf.newaxis],
       tf.cast(gallery_ids, tf.int64)[tf.newaxis, :],
   )
-  candidate = (
-      tf.equal(query_categories, gallery_categories) & (gallery_categories > 0) & not_positive
-  )
+
+
+def _count_above(
+    scores: tf.Tensor, positive_scores: tf.Tensor, candidate: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
   positive_scores = tf.cast(positive_scores, scores.dtype)[:, tf.newaxis]
   greater = candidate & (scores > positive_scores)
   ties = candidate & tf.equal(scores, positive_scores)

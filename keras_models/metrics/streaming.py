@@ -1,84 +1,139 @@
 """Exact ranking and top-k over a large gallery, one gallery chunk at a time.
 
 Follows tensorflow_recommenders' `Streaming` top-k: score a chunk of the gallery, fold it
-into a running result, move on. Queries are processed in blocks as well, so the score
-matrix held at any time is `[query_chunk_size, gallery_chunk_size]`, never `[Q, G]`.
-Each fold is a `tf.function` with an `input_signature` whose leading dimensions are
-`None`, so the last, shorter chunk reuses the same graph.
+into a running result, move on. Queries and gallery rows are first grouped by category,
+so each query is scored only against its own category's rows (no [Q, G] category mask and
+no matmul against other categories). Within a group, queries are processed in blocks and
+each gallery chunk goes through one compiled fold (`input_signature` with `None` leading
+dimensions, so the last, shorter chunk reuses the graph). The score matrix held at any
+time is `[query_chunk_size, chunk_size]`, never `[Q, G]`, and a NumPy gallery is only
+copied into TF one chunk at a time.
 """
+
+from collections.abc import Iterator
+import dataclasses
 
 import numpy as np
 import tensorflow as tf
 
+from keras_models import configs
 from keras_models.metrics import ranking
 
 _MATRIX = tf.TensorSpec([None, None], tf.float32)
 _SCORES = tf.TensorSpec([None], tf.float32)
-_CATEGORIES = tf.TensorSpec([None], tf.int32)
 _IDS = tf.TensorSpec([None], tf.int64)
 _COUNTS = tf.TensorSpec([None], tf.int32)
 _ID_MATRIX = tf.TensorSpec([None, None], tf.int64)
 
+# Chosen by a sweep on a 2-core CPU (bench/README.md, "Exact search"): query blocks of
+# 1024 to 4096 and gallery chunks of 8192 to 16384 ran within noise of each other; a
+# [1024, 8192] float32 score block is 32 MB. Smaller chunks lose matmul rate.
+DEFAULT_QUERY_CHUNK_SIZE = 1024
+DEFAULT_CHUNK_SIZE = configs.GALLERY_CHUNK_SIZE
+# Columns per group of the top-k pre-selection (`_chunk_top_k`).
+_GROUP = 32
+
 TensorLike = np.ndarray | tf.Tensor
 
 
-def _positive_scores(queries: tf.Tensor, positive_features: tf.Tensor) -> tf.Tensor:
-  return tf.reduce_sum(queries * positive_features, axis=1)
+@dataclasses.dataclass(frozen=True)
+class _Group:
+  """The queries of one category and where that category's gallery rows are."""
+
+  queries: np.ndarray  # [n] query positions
+  rows: np.ndarray  # [m] gallery positions, ascending
+  contiguous: bool  # rows == range(rows[0], rows[-1] + 1)
 
 
-def _fold_rank_counts(
-    num_greater: tf.Tensor,
-    num_ties: tf.Tensor,
-    queries: tf.Tensor,
-    positive_scores: tf.Tensor,
-    query_categories: tf.Tensor,
-    positive_ids: tf.Tensor,
-    gallery: tf.Tensor,
-    gallery_categories: tf.Tensor,
-    gallery_ids: tf.Tensor,
-) -> tuple[tf.Tensor, tf.Tensor]:
-  greater, ties = ranking.rank_counts(
-      queries, positive_scores, query_categories, positive_ids,
-      gallery, gallery_categories, gallery_ids,
-  )
+def _category_groups(query_categories: np.ndarray,
+                     gallery_categories: np.ndarray) -> Iterator[_Group]:
+  """Yields one group per category > 0 that has both queries and gallery rows."""
+  if len(gallery_categories) and gallery_categories.min() == gallery_categories.max() > 0:
+    # One category (e.g. a search index): no sort of the gallery needed.
+    if np.any(query_categories == gallery_categories[0]):
+      yield _Group(np.flatnonzero(query_categories == gallery_categories[0]),
+                   np.arange(len(gallery_categories)), True)
+    return
+  order = np.argsort(gallery_categories, kind="stable")
+  sorted_categories = gallery_categories[order]
+  for category in np.unique(query_categories):
+    if category <= 0:
+      continue
+    start, end = np.searchsorted(sorted_categories, [category, category + 1])
+    if start == end:
+      continue
+    rows = np.sort(order[start:end])
+    yield _Group(np.flatnonzero(query_categories == category), rows,
+                 bool(rows[-1] - rows[0] + 1 == len(rows)))
+
+
+def _chunk_top_k(scores: tf.Tensor, k: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+  """Top k of each row of `scores` (ties: lower column first) from its best column groups.
+
+  The best k items lie in the k groups of `_GROUP` columns with the highest maxima (a
+  group outside them has k groups above it, each holding an item at least as good), so
+  one vectorised max pass and a top_k over k * `_GROUP` candidates replace a top_k over
+  the whole row, which TF's heap-based kernel runs 4x slower than the max pass.
+  """
+  rows, size = tf.shape(scores)[0], tf.shape(scores)[1]
+  groups = (size + _GROUP - 1) // _GROUP
+  padded = tf.pad(scores, [[0, 0], [0, groups * _GROUP - size]], constant_values=float("-inf"))
+  blocks = tf.reshape(padded, [rows, groups, _GROUP])
+  _, best = tf.math.top_k(tf.reduce_max(blocks, axis=2), k=tf.minimum(k, groups))
+  best = tf.sort(best, axis=1)  # column order, so equal scores keep the lower column
+  candidates = tf.reshape(tf.gather(blocks, best, batch_dims=1), [rows, -1])
+  values, picked = tf.math.top_k(candidates, k=tf.minimum(k, size))
+  return values, tf.gather(best, picked // _GROUP, batch_dims=1) * _GROUP + picked % _GROUP
+
+
+def _fold_top_k(top_scores: tf.Tensor, top_ids: tf.Tensor, queries: tf.Tensor,
+                chunk: tf.Tensor, chunk_ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+  """Merges one gallery chunk into the running top k (`[Q, k]` scores and ids)."""
+  scores = tf.matmul(queries, chunk, transpose_b=True)
+  # Reduce the chunk to its own top k before merging: the merge touches [Q, 2k] values.
+  # Both steps keep the lower position on ties, so the result is the same as one top_k
+  # over the whole group.
+  chunk_scores, positions = _chunk_top_k(scores, tf.shape(top_scores)[1])
+  candidate_scores = tf.concat([top_scores, chunk_scores], axis=1)
+  candidate_ids = tf.concat([top_ids, tf.gather(chunk_ids, positions)], axis=1)
+  top_scores, kept = tf.math.top_k(candidate_scores, k=tf.shape(top_scores)[1])
+  top_ids = tf.gather(candidate_ids, kept, batch_dims=1)
+  # A -inf score (only from -inf features) must not carry a real id into an empty slot.
+  return top_scores, tf.where(tf.math.is_inf(top_scores) & (top_scores < 0),
+                              tf.constant(-1, tf.int64), top_ids)
+
+
+def _fold_ranks(num_greater: tf.Tensor, num_ties: tf.Tensor, queries: tf.Tensor,
+                positive_scores: tf.Tensor, positive_ids: tf.Tensor, chunk: tf.Tensor,
+                chunk_ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+  """Adds one gallery chunk's `ranking.rank_counts_within_category` to the running counts."""
+  greater, ties = ranking.rank_counts_within_category(
+      queries, positive_scores, positive_ids, chunk, chunk_ids)
   return num_greater + greater, num_ties + ties
 
 
-def _fold_top_k(
-    top_scores: tf.Tensor,
-    top_ids: tf.Tensor,
-    queries: tf.Tensor,
-    query_categories: tf.Tensor,
-    gallery: tf.Tensor,
-    gallery_categories: tf.Tensor,
-    gallery_ids: tf.Tensor,
-) -> tuple[tf.Tensor, tf.Tensor]:
-  scores = tf.matmul(queries, gallery, transpose_b=True)
-  allowed = tf.equal(query_categories[:, tf.newaxis], gallery_categories[tf.newaxis, :]) & (
-      gallery_categories[tf.newaxis, :] > 0
-  )
-  scores = tf.where(allowed, scores, float("-inf"))
-  # Reduce the chunk to its own top k before merging: the merge then touches [Q, 2k]
-  # values instead of broadcasting int64 ids over the whole [Q, chunk] score block.
-  # top_k keeps the lower position on ties in both steps, so the result is unchanged.
-  k = tf.shape(top_scores)[1]
-  chunk_scores, chunk_positions = tf.math.top_k(scores, k=tf.minimum(k, tf.shape(scores)[1]))
-  candidate_scores = tf.concat([top_scores, chunk_scores], axis=1)
-  candidate_ids = tf.concat([top_ids, tf.gather(gallery_ids, chunk_positions)], axis=1)
-  top_scores, positions = tf.math.top_k(candidate_scores, k=k)
-  top_ids = tf.gather(candidate_ids, positions, batch_dims=1)
-  # Masked items score -inf like the padding slots; their ids must not fill those slots.
-  empty = tf.equal(top_scores, float("-inf"))
-  top_ids = tf.where(empty, tf.constant(-1, tf.int64), top_ids)
-  return top_scores, top_ids
+def _chunks(gallery: TensorLike, group: _Group, gallery_ids: np.ndarray,
+            chunk_size: int) -> Iterator[tuple[tf.Tensor, tf.Tensor]]:
+  """Yields (float32 rows, ids) of a group's gallery, `chunk_size` rows at a time.
+
+  A NumPy gallery is sliced (or fancy-indexed) one chunk at a time, so only the chunk is
+  ever copied into TF; a TF gallery is sliced or gathered in place.
+  """
+  is_numpy = isinstance(gallery, np.ndarray)
+  for start in range(0, len(group.rows), chunk_size):
+    rows = group.rows[start:start + chunk_size]
+    if group.contiguous:
+      chunk = gallery[int(rows[0]):int(rows[-1]) + 1]
+    else:
+      chunk = gallery[rows] if is_numpy else tf.gather(gallery, rows)
+    yield _floats(chunk), tf.constant(gallery_ids[rows])
 
 
 def _floats(values: TensorLike) -> tf.Tensor:
-  return tf.cast(tf.convert_to_tensor(values), tf.float32)
-
-
-def _ints(values: TensorLike, dtype: tf.DType) -> tf.Tensor:
-  return tf.cast(tf.convert_to_tensor(values), dtype)
+  """float32 tensor of `values`; tf.constant copies NumPy 3x faster than convert_to_tensor."""
+  if isinstance(values, np.ndarray):
+    return tf.constant(np.asarray(values, np.float32))
+  return tf.cast(values, tf.float32)
 
 
 def _check_positive(name: str, value: int) -> None:
@@ -93,8 +148,8 @@ class ChunkedRanker:
   follow `ranking.rank_counts` (pessimistic ties, category 0 = padding).
   """
 
-  def __init__(self, query_chunk_size: int = 4096) -> None:
-    """Builds the traced fold functions.
+  def __init__(self, query_chunk_size: int = DEFAULT_QUERY_CHUNK_SIZE) -> None:
+    """Builds the compiled folds.
 
     Args:
       query_chunk_size: queries scored together against one gallery chunk.
@@ -104,25 +159,20 @@ class ChunkedRanker:
     """
     _check_positive("query_chunk_size", query_chunk_size)
     self.query_chunk_size = int(query_chunk_size)
-    self._positive_scores = tf.function(_positive_scores, input_signature=[_MATRIX, _MATRIX])
-    self._fold_rank_counts = tf.function(
-        _fold_rank_counts,
-        input_signature=[
-            _COUNTS, _COUNTS, _MATRIX, _SCORES, _CATEGORIES, _IDS, _MATRIX, _CATEGORIES, _IDS
-        ],
-    )
     self._fold_top_k = tf.function(
-        _fold_top_k,
-        input_signature=[_MATRIX, _ID_MATRIX, _MATRIX, _CATEGORIES, _MATRIX, _CATEGORIES, _IDS],
-    )
+        _fold_top_k, input_signature=[_MATRIX, _ID_MATRIX, _MATRIX, _MATRIX, _IDS])
+    self._fold_ranks = tf.function(
+        _fold_ranks, input_signature=[_COUNTS, _COUNTS, _MATRIX, _SCORES, _IDS, _MATRIX, _IDS])
 
   def tracing_counts(self) -> dict[str, int]:
-    """Returns how often each traced function was traced (1 each once used)."""
-    return {
-        "positive_scores": self._positive_scores.experimental_get_tracing_count(),
-        "fold_rank_counts": self._fold_rank_counts.experimental_get_tracing_count(),
-        "fold_top_k": self._fold_top_k.experimental_get_tracing_count(),
-    }
+    """Returns how often each compiled fold was traced (at most 1 each)."""
+    return {"top_k": self._fold_top_k.experimental_get_tracing_count(),
+            "ranks": self._fold_ranks.experimental_get_tracing_count()}
+
+  def _blocks(self, group: _Group) -> list[np.ndarray]:
+    """The group's query positions in blocks of `query_chunk_size`."""
+    return [group.queries[start:start + self.query_chunk_size]
+            for start in range(0, len(group.queries), self.query_chunk_size)]
 
   def ranks(
       self,
@@ -133,7 +183,7 @@ class ChunkedRanker:
       gallery: TensorLike,
       gallery_categories: TensorLike,
       gallery_ids: TensorLike,
-      chunk_size: int,
+      chunk_size: int = DEFAULT_CHUNK_SIZE,
   ) -> np.ndarray:
     """Rank of each query's positive within its category's gallery.
 
@@ -157,27 +207,24 @@ class ChunkedRanker:
       ValueError: if `chunk_size` < 1.
     """
     _check_positive("chunk_size", chunk_size)
-    queries, positive_features, gallery = map(_floats, (queries, positive_features, gallery))
-    query_categories = _ints(query_categories, tf.int32)
-    gallery_categories = _ints(gallery_categories, tf.int32)
-    positive_ids, gallery_ids = _ints(positive_ids, tf.int64), _ints(gallery_ids, tf.int64)
-    num_queries, gallery_size = int(queries.shape[0]), int(gallery.shape[0])
-    blocks = [np.zeros([0], np.int32)]
-    for start in range(0, num_queries, self.query_chunk_size):
-      block = slice(start, start + self.query_chunk_size)
-      block_queries, block_categories = queries[block], query_categories[block]
-      block_positive_ids = positive_ids[block]
-      positive_scores = self._positive_scores(block_queries, positive_features[block])
-      num_greater = tf.zeros_like(block_categories)
-      num_ties = tf.zeros_like(block_categories)
-      for gallery_start in range(0, gallery_size, chunk_size):
-        chunk = slice(gallery_start, gallery_start + chunk_size)
-        num_greater, num_ties = self._fold_rank_counts(
-            num_greater, num_ties, block_queries, positive_scores, block_categories,
-            block_positive_ids, gallery[chunk], gallery_categories[chunk], gallery_ids[chunk],
-        )
-      blocks.append((1 + num_greater + num_ties).numpy())
-    return np.concatenate(blocks)
+    queries, positive_features = _floats(queries), _floats(positive_features)
+    positive_ids, gallery_ids = (np.asarray(v, np.int64) for v in (positive_ids, gallery_ids))
+    ranks = np.ones(int(queries.shape[0]), np.int32)
+    for group in _category_groups(np.asarray(query_categories, np.int64),
+                                  np.asarray(gallery_categories, np.int64)):
+      blocks = self._blocks(group)
+      block_queries = [tf.gather(queries, block) for block in blocks]
+      positive_scores = [tf.reduce_sum(q * tf.gather(positive_features, block), axis=1)
+                         for q, block in zip(block_queries, blocks)]
+      counts = [(tf.zeros([len(block)], tf.int32),) * 2 for block in blocks]
+      # Gallery chunks outside, query blocks inside: each chunk enters TF once.
+      for chunk, chunk_ids in _chunks(gallery, group, gallery_ids, chunk_size):
+        counts = [self._fold_ranks(*count, q, scores, positive_ids[block], chunk, chunk_ids)
+                  for count, q, scores, block in zip(counts, block_queries, positive_scores,
+                                                     blocks)]
+      for block, (num_greater, num_ties) in zip(blocks, counts):
+        ranks[block] = (1 + num_greater + num_ties).numpy()
+    return ranks
 
   def top_k(
       self,
@@ -187,12 +234,13 @@ class ChunkedRanker:
       gallery_categories: TensorLike,
       gallery_ids: TensorLike,
       k: int,
-      chunk_size: int,
+      chunk_size: int = DEFAULT_CHUNK_SIZE,
   ) -> tuple[np.ndarray, np.ndarray]:
     """Highest-scoring k gallery items of each query's own category.
 
-    Items of other categories and padding rows score -inf and are never returned; when a
-    category has fewer than k items, the remaining slots hold score -inf and id -1.
+    Items of other categories and padding rows are never returned; when a category has
+    fewer than k items, the remaining slots hold score -inf and id -1. Equal scores keep
+    gallery order.
 
     Args:
       queries: `[num_queries, dim]` float query vectors.
@@ -212,25 +260,21 @@ class ChunkedRanker:
     """
     _check_positive("k", k)
     _check_positive("chunk_size", chunk_size)
-    queries, gallery = _floats(queries), _floats(gallery)
-    query_categories = _ints(query_categories, tf.int32)
-    gallery_categories = _ints(gallery_categories, tf.int32)
-    gallery_ids = _ints(gallery_ids, tf.int64)
-    num_queries, gallery_size = int(queries.shape[0]), int(gallery.shape[0])
-    score_blocks = [np.zeros([0, k], np.float32)]
-    id_blocks = [np.zeros([0, k], np.int64)]
-    for start in range(0, num_queries, self.query_chunk_size):
-      block = slice(start, start + self.query_chunk_size)
-      block_queries, block_categories = queries[block], query_categories[block]
-      block_size = int(block_queries.shape[0])
-      top_scores = tf.fill([block_size, k], float("-inf"))
-      top_ids = tf.fill([block_size, k], tf.constant(-1, tf.int64))
-      for gallery_start in range(0, gallery_size, chunk_size):
-        chunk = slice(gallery_start, gallery_start + chunk_size)
-        top_scores, top_ids = self._fold_top_k(
-            top_scores, top_ids, block_queries, block_categories,
-            gallery[chunk], gallery_categories[chunk], gallery_ids[chunk],
-        )
-      score_blocks.append(top_scores.numpy())
-      id_blocks.append(top_ids.numpy())
-    return np.concatenate(score_blocks), np.concatenate(id_blocks)
+    queries = _floats(queries)
+    num_queries = int(queries.shape[0])
+    top_scores = np.full([num_queries, k], -np.inf, np.float32)
+    top_ids = np.full([num_queries, k], -1, np.int64)
+    gallery_ids = np.asarray(gallery_ids, np.int64)
+    for group in _category_groups(np.asarray(query_categories, np.int64),
+                                  np.asarray(gallery_categories, np.int64)):
+      blocks = self._blocks(group)
+      block_queries = [tf.gather(queries, block) for block in blocks]
+      found = [(tf.fill([len(block), k], float("-inf")),
+                tf.fill([len(block), k], tf.constant(-1, tf.int64))) for block in blocks]
+      # Gallery chunks outside, query blocks inside: each chunk enters TF once.
+      for chunk, chunk_ids in _chunks(gallery, group, gallery_ids, chunk_size):
+        found = [self._fold_top_k(*best, q, chunk, chunk_ids)
+                 for best, q in zip(found, block_queries)]
+      for block, (scores, ids) in zip(blocks, found):
+        top_scores[block], top_ids[block] = scores.numpy(), ids.numpy()
+    return top_scores, top_ids

@@ -117,8 +117,7 @@ class ChunkedRankerTest(tf.test.TestCase, parameterized.TestCase):
       ranks = _ranks(self.ranker, p, chunk_size)
       self.assertEqual(ranks.shape, (NUM_QUERIES,))
       self.assertAllEqual(ranks, expected, msg=f"chunk_size={chunk_size}")
-    self.assertEqual(self.ranker.tracing_counts()["fold_rank_counts"], 1)
-    self.assertEqual(self.ranker.tracing_counts()["positive_scores"], 1)
+    self.assertEqual(self.ranker.tracing_counts()["ranks"], 1)
 
   def test_ranks_with_float_features_do_not_count_the_positive(self):
     p = _problem(1, integer_features=False)
@@ -156,7 +155,7 @@ class ChunkedRankerTest(tf.test.TestCase, parameterized.TestCase):
     rows = p["query_categories"] == 2
     same_category = np.isin(ids[rows], p["gallery_ids"][p["gallery_categories"] == 2])
     self.assertTrue(np.all(same_category | (ids[rows] == -1)))
-    self.assertEqual(self.ranker.tracing_counts()["fold_top_k"], 1)
+    self.assertEqual(self.ranker.tracing_counts()["top_k"], 1)
 
   @parameterized.parameters((1, 1), (5, 9), (40, 7), (40, 100))
   def test_top_k_ids_match_oracle_without_ties(self, k, chunk_size):
@@ -165,7 +164,59 @@ class ChunkedRankerTest(tf.test.TestCase, parameterized.TestCase):
     scores, ids = _top_k(self.ranker, p, k, chunk_size)
     self.assertAllEqual(ids, expected_ids)
     self.assertAllClose(scores, expected_scores, atol=1e-5)
-    self.assertEqual(self.ranker.tracing_counts()["fold_top_k"], 1)
+    self.assertEqual(self.ranker.tracing_counts()["top_k"], 1)
+
+  @parameterized.product(chunk_size=(1, 4, 100), as_tensor=(False, True))
+  def test_contiguous_categories_are_sliced_and_match_oracle(self, chunk_size, as_tensor):
+    # Sorting the gallery by category makes every category's rows contiguous (sliced);
+    # a padding row put inside category 2 makes it the one group whose rows are gathered.
+    p = _problem(8)
+    order = np.argsort(p["gallery_categories"], kind="stable")
+    p.update(gallery=p["gallery"][order], gallery_categories=p["gallery_categories"][order],
+             gallery_ids=p["gallery_ids"][order])
+    two = np.flatnonzero(p["gallery_categories"] == 2)
+    p["gallery_categories"][two[len(two) // 2]] = 0
+    inputs = dict(p, gallery=tf.constant(p["gallery"])) if as_tensor else p
+    ranker = streaming.ChunkedRanker(query_chunk_size=4)
+    self.assertAllEqual(_ranks(ranker, inputs, chunk_size), _oracle_ranks(p))
+    expected_scores, _ = _oracle_top_k(p, 5)
+    self.assertAllEqual(_top_k(ranker, inputs, 5, chunk_size)[0], expected_scores)
+    self.assertEqual(ranker.tracing_counts(), dict(top_k=1, ranks=1))
+
+  @parameterized.parameters((1, 64), (5, 100), (40, 500), (12, 33))
+  def test_top_k_breaks_ties_by_gallery_order_across_column_groups(self, k, chunk_size):
+    # 500 items with 3 distinct values per coordinate: every score is tied many times,
+    # and chunks span several 32-column groups of the pre-selection.
+    rng = np.random.default_rng(9)
+    gallery = rng.integers(-1, 2, size=(500, 2)).astype(np.float32)
+    queries = rng.integers(-1, 2, size=(6, 2)).astype(np.float32)
+    ids = np.arange(1000, 1500, dtype=np.int64)
+    scores = queries @ gallery.T
+    order = np.lexsort((np.broadcast_to(np.arange(500), scores.shape), -scores), axis=1)[:, :k]
+    got_scores, got_ids = self.ranker.top_k(queries, np.ones(6), gallery, np.ones(500), ids,
+                                            k=k, chunk_size=chunk_size)
+    self.assertAllEqual(got_ids, ids[order])
+    self.assertAllEqual(got_scores, np.take_along_axis(scores, order, axis=1))
+
+  def test_top_k_tie_prefers_lower_column_over_the_group_with_the_higher_maximum(self):
+    # Columns 0-31 hold 5 and 3, columns 32-63 hold 9 and 3: the second group ranks first
+    # by its maximum, yet the first group's 3 (column 1) must come before column 33's.
+    gallery = np.zeros((64, 1), np.float32)
+    gallery[[0, 1, 32, 33], 0] = [5, 3, 9, 3]
+    _, ids = self.ranker.top_k(np.ones((1, 1)), np.ones(1), gallery, np.ones(64),
+                               np.arange(64), k=3, chunk_size=64)
+    self.assertAllEqual(ids, [[32, 0, 1]])
+
+  def test_one_category_gallery_serves_only_its_queries(self):
+    gallery = np.eye(4, dtype=np.float32)
+    queries = np.array([[0, 0, 1, 0]] * 3, np.float32)
+    scores, ids = self.ranker.top_k(queries, [1, 0, 2], gallery, np.ones(4), np.arange(4) + 7,
+                                    k=2, chunk_size=3)
+    self.assertAllEqual(ids, [[9, 7], [-1, -1], [-1, -1]])
+    self.assertAllEqual(scores[0], [1, 0])
+    ranks = self.ranker.ranks(queries, [1, 0, 2], [7, 7, 7], gallery[[0, 0, 0]], gallery,
+                              np.ones(4), np.arange(4) + 7, chunk_size=3)
+    self.assertAllEqual(ranks, [4, 1, 1])  # 1 + one higher + two pessimistic ties
 
   def test_padding_queries_get_no_items(self):
     p = _problem(6)
