@@ -87,7 +87,7 @@ def _pad(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.n
 
 
 _RANKER: streaming.ChunkedRanker | None = None
-# Scores held at once by the exact backend: the ranker's default [1024, 8192] block.
+# Scores held at once by the exact backend: the ranker's default [2048, 8192] block.
 _SCORE_BLOCK = streaming.DEFAULT_QUERY_CHUNK_SIZE * streaming.DEFAULT_CHUNK_SIZE
 
 

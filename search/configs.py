@@ -36,7 +36,7 @@ class IndexConfig:
     overwrite: Replace an existing index folder.
     model_dir: The model the index is meant for (recorded in the index manifest).
     exact_chunk_size: Gallery rows per compiled call of the exact scorer; widened for
-      small query batches so that queries x rows stays near 1024 x 8192.
+      small query batches so that queries x rows stays near 2048 x 8192.
     ivf_nlist: IVF lists per category; 0 = round(4 * sqrt(n)), at most n / 39 (FAISS
       wants >= 39 training points per list).
     ivf_nprobe: IVF lists visited per query.

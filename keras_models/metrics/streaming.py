@@ -25,10 +25,9 @@ _IDS = tf.TensorSpec([None], tf.int64)
 _COUNTS = tf.TensorSpec([None], tf.int32)
 _ID_MATRIX = tf.TensorSpec([None, None], tf.int64)
 
-# Chosen by a sweep on a 2-core CPU (bench/README.md, "Exact search"): query blocks of
-# 1024 to 4096 and gallery chunks of 8192 to 16384 ran within noise of each other; a
-# [1024, 8192] float32 score block is 32 MB. Smaller chunks lose matmul rate.
-DEFAULT_QUERY_CHUNK_SIZE = 1024
+# Chosen by sweeps on a 2-core CPU (bench/README.md, "Exact search"): [2048, 8192] score
+# blocks (64 MB) were fastest at 200k and 1M items; smaller blocks lose matmul rate.
+DEFAULT_QUERY_CHUNK_SIZE = 2048
 DEFAULT_CHUNK_SIZE = configs.GALLERY_CHUNK_SIZE
 # Columns per group of the top-k pre-selection (`_chunk_top_k`).
 _GROUP = 32
