@@ -154,7 +154,7 @@ def build(dataset: raw_dataset.RawDataset, seed: int = 0, l2_normalize: bool = T
 def category_centers(train: SplitData, num_categories: int, seed: int) -> np.ndarray:
   """[K, D] L2-normalised mean train feature per category (random unit vector if absent)."""
   dim = train.features.shape[1]
-  # One masked sum per category: np.add.at over the rows took 58 s at 1M x 512.
+  # One masked sum per category: np.add.at over the rows took 5.9 s at 100k x 512.
   sums = np.stack([train.features[train.categories == c].sum(axis=0, dtype=np.float64)
                    for c in range(1, num_categories + 1)])
   norms = np.linalg.norm(sums, axis=1, keepdims=True)
