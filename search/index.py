@@ -16,8 +16,6 @@ import dataclasses
 import datetime
 import json
 import os
-import shutil
-import tempfile
 import time
 from typing import Any
 
@@ -57,11 +55,8 @@ def build(config: configs.IndexConfig) -> dict[str, Any]:
                           "replace it")
   gallery = gallery_lib.load_gallery(config)
   os.makedirs(os.path.dirname(output_dir), exist_ok=True)
-  staging = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.building-",
-                             dir=os.path.dirname(output_dir))
   start = time.perf_counter()
-  try:
-    os.chmod(staging, atomic_io.default_mode(directory=True))
+  with atomic_io.staged_dir(output_dir) as staging:
     atomic_io.write_npz(os.path.join(staging, ITEMS), item_ids=gallery.item_ids,
                         categories=gallery.categories, features=gallery.features)
     categories = {}
@@ -85,10 +80,6 @@ def build(config: configs.IndexConfig) -> dict[str, Any]:
         "num_items": int(len(gallery.item_ids)), "categories": categories,
         "build_seconds": round(time.perf_counter() - start, 3)}
     atomic_io.write_json(os.path.join(staging, INDEX_MANIFEST), manifest)
-    atomic_io.swap_dir_into_place(staging, output_dir)
-  except BaseException:
-    shutil.rmtree(staging, ignore_errors=True)
-    raise
   logging.info("built %s index of %d items in %d categories in %.1f s: %s", config.backend,
                manifest["num_items"], sum(1 for c in categories.values() if c["items"]),
                manifest["build_seconds"], output_dir)

@@ -103,6 +103,24 @@ def write_npz(path: str, **arrays: np.ndarray) -> None:
     np.savez(stream, **arrays)
 
 
+@contextlib.contextmanager
+def staged_dir(output_dir: str) -> Iterator[str]:
+  """Yields a new folder beside `output_dir` that replaces it when the block succeeds.
+
+  On any error, or an interrupt, the staging folder is removed and `output_dir` is left
+  as it was.
+  """
+  staging = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.building-",
+                             dir=os.path.dirname(output_dir))
+  try:
+    os.chmod(staging, default_mode(directory=True))
+    yield staging
+    swap_dir_into_place(staging, output_dir)
+  except BaseException:
+    shutil.rmtree(staging, ignore_errors=True)
+    raise
+
+
 def swap_dir_into_place(staging: str, output_dir: str) -> None:
   """Renames `staging` to `output_dir`; an old folder is removed only after the swap."""
   old = None

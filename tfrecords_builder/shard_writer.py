@@ -15,8 +15,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
-import shutil
-import tempfile
 import time
 from typing import Any
 
@@ -92,9 +90,7 @@ def write(built: dataset_builder.BuiltDataset, output_dir: str, *, source: str,
   parent = os.path.dirname(output_dir)
   os.makedirs(parent, exist_ok=True)
   start = time.time()
-  staging = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.building-", dir=parent)
-  try:
-    os.chmod(staging, atomic_io.default_mode(directory=True))
+  with atomic_io.staged_dir(output_dir) as staging:
     splits = {}
     for split, data in built.splits.items():
       shards = _write_split(staging, split, data, num_shards)
@@ -114,10 +110,6 @@ def write(built: dataset_builder.BuiltDataset, output_dir: str, *, source: str,
         "category_centers": CENTERS, "options": options, "splits": splits,
         "build_seconds": round(time.time() - start, 3)}
     atomic_io.write_json(os.path.join(staging, MANIFEST), manifest)
-    atomic_io.swap_dir_into_place(staging, output_dir)
-  except BaseException:
-    shutil.rmtree(staging, ignore_errors=True)
-    raise
   logging.info("wrote %s in %.1f s: %s", output_dir, time.time() - start,
                {s: (v["sets"], v["items"]) for s, v in splits.items()})
   return manifest
