@@ -18,24 +18,18 @@ from flags import train_flags
 from keras_models import data_files
 from keras_models import input_pipeline
 from keras_models import training
+from tests import tiny_data
 import train_main
 from tfrecords_builder import build
 from tfrecords_builder import config as builder_config
-from tfrecords_builder.sources import synthetic
 
 FLAGS = flags.FLAGS
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = tiny_data.ROOT
 IKEA = os.path.join(ROOT, "..", "shared", "data", "ikea")
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  out = str(tmp_path_factory.mktemp("data") / "syn")
-  build.run(builder_config.BuilderConfig(
-      source="synthetic", output_dir=out, num_shards=2,
-      synthetic=synthetic.SyntheticConfig(num_sets=80, num_categories=4, feature_dim=16,
-                                          min_items=3, max_items=6)))
-  return out
+data_dir = tiny_data.shards_fixture(num_shards=2, num_sets=80, num_categories=4,
+                                    feature_dim=16, min_items=3, max_items=6)
 
 
 def _parse(*argv: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from tfrecords_builder import build
 from tfrecords_builder import config as builder_config
 from tfrecords_builder.sources import synthetic
@@ -24,3 +26,14 @@ def build_synthetic(output_dir: str, num_shards: int = 1, **synthetic_options) -
       source="synthetic", output_dir=output_dir, num_shards=num_shards,
       synthetic=synthetic.SyntheticConfig(**synthetic_options)))
   return output_dir
+
+
+def shards_fixture(num_shards: int = 1, **synthetic_options):
+  """A module-scoped pytest fixture: the path of tiny SYNTHETIC shards built once."""
+
+  @pytest.fixture(scope="module")
+  def data_dir(tmp_path_factory) -> str:
+    return build_synthetic(str(tmp_path_factory.mktemp("data") / "syn"), num_shards,
+                           **synthetic_options)
+
+  return data_dir

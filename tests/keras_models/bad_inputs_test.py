@@ -16,24 +16,14 @@ from keras_models import input_pipeline
 from keras_models import resume
 from keras_models import training
 from keras_models import weights_io
-from tfrecords_builder import build
-from tfrecords_builder import config as builder_config
-from tfrecords_builder.sources import synthetic
+from tests import tiny_data
 
 MODEL = configs.ModelConfig(hidden_dim=8, num_layers=1, num_heads=2, dropout_rate=0.0)
 
 
-def _build(out: str, **synthetic_args) -> str:
-  spec = dict(num_sets=40, num_categories=3, feature_dim=8, min_items=3, max_items=5)
-  spec.update(synthetic_args)
-  build.run(builder_config.BuilderConfig(source="synthetic", output_dir=out, num_shards=2,
-                                         synthetic=synthetic.SyntheticConfig(**spec)))
-  return out
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  return _build(str(tmp_path_factory.mktemp("data") / "syn"))
+SPEC = dict(num_shards=2, num_sets=40, num_categories=3, feature_dim=8, min_items=3,
+            max_items=5)
+data_dir = tiny_data.shards_fixture(**SPEC)
 
 
 def _corrupt_copy(data_dir: str, folder: str, how: str) -> tuple[str, str]:
@@ -104,7 +94,8 @@ def test_shards_with_other_dimension_or_vocabulary(data_dir, tmp_path):
   weights_io.write_signature(str(tmp_path), trained_on)
   weights = str(tmp_path / "best.weights.h5")
   weights_io.check_signature(weights, trained_on)
-  wider = data_files.load_manifest(_build(str(tmp_path / "d16"), feature_dim=16))
+  wider = data_files.load_manifest(
+      tiny_data.build_synthetic(str(tmp_path / "d16"), **dict(SPEC, feature_dim=16)))
   with pytest.raises(ValueError, match=r"d16/manifest.json: feature_dim is 16, but .* was "
                                        "trained on feature_dim 8"):
     weights_io.check_signature(weights, wider)

@@ -21,12 +21,8 @@ FLAGS = flags.FLAGS
 ROOT = tiny_data.ROOT
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  out = str(tmp_path_factory.mktemp("data") / "syn")
-  tiny_data.build_synthetic(out, num_sets=60,
-                            num_categories=4, feature_dim=12, min_items=3, max_items=6)
-  return out
+data_dir = tiny_data.shards_fixture(num_sets=60, num_categories=4, feature_dim=12,
+                                    min_items=3, max_items=6)
 
 
 def _config(flagfile, data_dir, model_dir, *extra):

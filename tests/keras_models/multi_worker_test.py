@@ -8,19 +8,14 @@ import socket
 import subprocess
 import sys
 
-import pytest
 from tests import tiny_data
 
 
 ROOT = tiny_data.ROOT
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  out = str(tmp_path_factory.mktemp("data") / "syn")
-  tiny_data.build_synthetic(out, num_shards=2, num_sets=40,
-                            num_categories=3, feature_dim=8, min_items=3, max_items=5)
-  return out
+data_dir = tiny_data.shards_fixture(num_shards=2, num_sets=40, num_categories=3,
+                                    feature_dim=8, min_items=3, max_items=5)
 
 
 def _free_ports(count: int) -> list[int]:

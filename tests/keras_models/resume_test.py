@@ -14,7 +14,6 @@ import sys
 
 import h5py
 import numpy as np
-import pytest
 
 from keras_models import resume
 from tests import tiny_data
@@ -22,12 +21,8 @@ from tests import tiny_data
 ROOT = tiny_data.ROOT
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  out = str(tmp_path_factory.mktemp("data") / "syn")
-  tiny_data.build_synthetic(out, num_shards=2, num_sets=40,
-                            num_categories=3, feature_dim=8, min_items=3, max_items=5)
-  return out
+data_dir = tiny_data.shards_fixture(num_shards=2, num_sets=40, num_categories=3,
+                                    feature_dim=8, min_items=3, max_items=5)
 
 
 def _train(data_dir: str, model_dir: str, kill_after_step: int | None = None):
