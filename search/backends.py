@@ -109,8 +109,9 @@ class ExactBackend(Backend):
     super().__init__(params)
     self.features = np.asarray(features, np.float32)
     self._gallery = tf.constant(self.features)
-    self._categories = tf.ones([len(self.features)], tf.int32)
-    self._rows = tf.range(len(self.features), dtype=tf.int64)
+    # NumPy, not tensors: the ranker reads categories and ids on the host every search.
+    self._categories = np.ones(len(self.features), np.int32)
+    self._rows = np.arange(len(self.features), dtype=np.int64)
 
   @classmethod
   def build(cls, features: np.ndarray, config: configs.IndexConfig) -> ExactBackend:

@@ -122,7 +122,8 @@ def _chunks(gallery: TensorLike, group: _Group, gallery_ids: np.ndarray,
   for start in range(0, len(group.rows), chunk_size):
     rows = group.rows[start:start + chunk_size]
     if group.contiguous:
-      chunk = gallery[int(rows[0]):int(rows[-1]) + 1]
+      rows = slice(int(rows[0]), int(rows[-1]) + 1)  # views, not copies
+      chunk = gallery[rows]
     else:
       chunk = gallery[rows] if is_numpy else tf.gather(gallery, rows)
     yield _floats(chunk), tf.constant(gallery_ids[rows])
