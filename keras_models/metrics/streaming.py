@@ -47,21 +47,17 @@ class _Group:
 def _category_groups(query_categories: np.ndarray,
                      gallery_categories: np.ndarray) -> Iterator[_Group]:
   """Yields one group per category > 0 that has both queries and gallery rows."""
-  if len(gallery_categories) and gallery_categories.min() == gallery_categories.max() > 0:
-    # One category (e.g. a search index): no sort of the gallery needed.
-    if np.any(query_categories == gallery_categories[0]):
-      yield _Group(np.flatnonzero(query_categories == gallery_categories[0]),
-                   np.arange(len(gallery_categories)), True)
-    return
-  order = np.argsort(gallery_categories, kind="stable")
-  sorted_categories = gallery_categories[order]
+  # A gallery already in category order (e.g. a one-category search index) needs no sort.
+  in_order = bool(np.all(gallery_categories[1:] >= gallery_categories[:-1]))
+  order = None if in_order else np.argsort(gallery_categories, kind="stable")
+  sorted_categories = gallery_categories if in_order else gallery_categories[order]
   for category in np.unique(query_categories):
     if category <= 0:
       continue
     start, end = np.searchsorted(sorted_categories, [category, category + 1])
     if start == end:
       continue
-    rows = np.sort(order[start:end])
+    rows = np.arange(start, end) if in_order else np.sort(order[start:end])
     yield _Group(np.flatnonzero(query_categories == category), rows,
                  bool(rows[-1] - rows[0] + 1 == len(rows)))
 
