@@ -212,12 +212,13 @@ class ChunkedRanker:
       block_queries = [tf.gather(queries, block) for block in blocks]
       positive_scores = [tf.reduce_sum(q * tf.gather(positive_features, block), axis=1)
                          for q, block in zip(block_queries, blocks)]
+      block_positive_ids = [tf.constant(positive_ids[block]) for block in blocks]
       counts = [(tf.zeros([len(block)], tf.int32),) * 2 for block in blocks]
       # Gallery chunks outside, query blocks inside: each chunk enters TF once.
       for chunk, chunk_ids in _chunks(gallery, group, gallery_ids, chunk_size):
-        counts = [self._fold_ranks(*count, q, scores, positive_ids[block], chunk, chunk_ids)
-                  for count, q, scores, block in zip(counts, block_queries, positive_scores,
-                                                     blocks)]
+        counts = [self._fold_ranks(*count, q, scores, ids, chunk, chunk_ids)
+                  for count, q, scores, ids in zip(counts, block_queries, positive_scores,
+                                                   block_positive_ids)]
       for block, (num_greater, num_ties) in zip(blocks, counts):
         ranks[block] = (1 + num_greater + num_ties).numpy()
     return ranks
