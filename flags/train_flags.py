@@ -58,6 +58,25 @@ TPANEG_CURRICULUM_EPOCHS = flags.DEFINE_integer(
     "tpaneg_curriculum_epochs", _LOSS.tpaneg_curriculum_epochs, "Epochs of the T_gamma ramp.")
 TPANEG_EPSILON = flags.DEFINE_float("tpaneg_epsilon", _LOSS.tpaneg_epsilon,
                                     "Prediction-aware margin epsilon.")
+TPANEG_POOL = flags.DEFINE_enum(
+    "tpaneg_pool", _LOSS.tpaneg_pool, list(configs.TPANEG_POOLS),
+    "nearest: the candidate_neg_num most similar candidates (fixed); random: a uniform draw "
+    "among the candidates above the current T_gamma, re-drawn every epoch (the original's).")
+TPANEG_MAX_SIMILARITY = flags.DEFINE_float(
+    "tpaneg_max_similarity", _LOSS.tpaneg_max_similarity,
+    "Drop TPaNeg candidates more similar than this to the target (near duplicates such as "
+    "colour variants are likely false negatives); 1 keeps all.")
+TPANEG_MODE = flags.DEFINE_enum(
+    "tpaneg_mode", _LOSS.tpaneg_mode, list(configs.TPANEG_MODES),
+    "replace: softmax over the positive and the kept hard negatives (the paper); add: one "
+    "softmax over the positive, the in-batch negatives and the kept hard negatives.")
+REMOVE_ACCIDENTAL_HITS = flags.DEFINE_bool(
+    "remove_accidental_hits", _LOSS.remove_accidental_hits,
+    "Never use a target's own item, met in another set of the batch, as its negative.")
+CYCLE_NORMALIZE = flags.DEFINE_bool(
+    "cycle_normalize", _LOSS.cycle_normalize,
+    "L2-normalise the predictions before feeding them back in the cycle pass (real inputs "
+    "are unit vectors).")
 CHECKPOINT_EVERY_STEPS = flags.DEFINE_integer(
     "checkpoint_every_steps", _TRAIN.checkpoint_every_steps,
     "Also save the resumable state every N steps within an epoch (0: at epoch ends only).")
@@ -91,7 +110,10 @@ def train_config_from_flags() -> configs.TrainConfig:
       candidate_neg_num=CANDIDATE_NEG_NUM.value, tpaneg_gamma_start=TPANEG_GAMMA_START.value,
       tpaneg_gamma_end=TPANEG_GAMMA_END.value,
       tpaneg_curriculum_epochs=TPANEG_CURRICULUM_EPOCHS.value,
-      tpaneg_epsilon=TPANEG_EPSILON.value, use_bank_negatives=USE_BANK_NEGATIVES.value,
+      tpaneg_epsilon=TPANEG_EPSILON.value, tpaneg_pool=TPANEG_POOL.value,
+      tpaneg_max_similarity=TPANEG_MAX_SIMILARITY.value, tpaneg_mode=TPANEG_MODE.value,
+      remove_accidental_hits=REMOVE_ACCIDENTAL_HITS.value,
+      cycle_normalize=CYCLE_NORMALIZE.value, use_bank_negatives=USE_BANK_NEGATIVES.value,
       bank_mode=BANK_MODE.value, bank_temperature=BANK_TEMPERATURE.value,
       bank_weight=BANK_WEIGHT.value, bank_chunk_size=BANK_CHUNK_SIZE.value)
   config = configs.TrainConfig(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import math
+from typing import Callable
 
 from absl import logging
 import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_models import evaluator as evaluator_lib
 from keras_models.losses import tpaneg
@@ -39,6 +41,21 @@ class GammaCurriculum(keras.callbacks.Callback):
   def on_epoch_end(self, epoch, logs=None):
     if logs is not None:
       logs["tpaneg/gamma"] = float(np.asarray(self.model.tpaneg_gamma.numpy()))
+
+
+class NegativeRedraw(keras.callbacks.Callback):
+  """Replaces the TPaNeg table with a fresh draw at the start of every epoch.
+
+  `draw(epoch)` returns the `[num_items, candidate_neg_num]` int32 table of a 0-based
+  epoch (the random pool: a new uniform subset above that epoch's T_gamma).
+  """
+
+  def __init__(self, table: tf.Variable, draw: Callable[[int], np.ndarray]):
+    super().__init__()
+    self.table, self.draw = table, draw
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self.table.assign(self.draw(epoch).astype(np.int32))
 
 
 class RetrievalValidation(keras.callbacks.Callback):

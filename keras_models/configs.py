@@ -16,6 +16,8 @@ ICFRR_MODES = ("positional", "accumulate")
 ICFRR_SCORES = ("neg_euclidean", "cosine")
 MIXED_PRECISION = ("none", "mixed_bfloat16", "mixed_float16")
 BANK_MODES = ("add", "replace")
+TPANEG_POOLS = ("nearest", "random")
+TPANEG_MODES = ("replace", "add")
 # Gallery rows per fold of the exact scorer (streaming.ChunkedRanker); measured in
 # bench/README.md ("Exact search").
 GALLERY_CHUNK_SIZE = 8192
@@ -57,6 +59,11 @@ class LossConfig:
   tpaneg_gamma_end: float = 0.8
   tpaneg_curriculum_epochs: int = 100
   tpaneg_epsilon: float = 0.2
+  tpaneg_pool: str = "nearest"
+  tpaneg_max_similarity: float = 1.0
+  tpaneg_mode: str = "replace"
+  remove_accidental_hits: bool = True
+  cycle_normalize: bool = False
   use_bank_negatives: bool = False
   bank_mode: str = "add"
   bank_temperature: float = 0.1
@@ -80,6 +87,13 @@ class LossConfig:
         raise ValueError("tpaneg_curriculum_epochs must be >= 1")
       if self.tpaneg_epsilon < 0:
         raise ValueError(f"tpaneg_epsilon must be >= 0, got {self.tpaneg_epsilon}")
+      if self.tpaneg_pool not in TPANEG_POOLS:
+        raise ValueError(f"tpaneg_pool must be one of {TPANEG_POOLS}, got '{self.tpaneg_pool}'")
+      if self.tpaneg_mode not in TPANEG_MODES:
+        raise ValueError(f"tpaneg_mode must be one of {TPANEG_MODES}, got '{self.tpaneg_mode}'")
+      if not self.tpaneg_gamma_start <= self.tpaneg_max_similarity <= 1.0:
+        raise ValueError("need tpaneg_gamma_start <= tpaneg_max_similarity <= 1, got "
+                         f"{self.tpaneg_gamma_start}, {self.tpaneg_max_similarity}")
 
   def _validate_bank(self) -> None:
     if not self.use_bank_negatives:
@@ -210,8 +224,10 @@ class EvalConfig:
   gallery: str = "targets"
   gallery_chunk_size: int = GALLERY_CHUNK_SIZE
   top_percents: tuple[int, ...] = (5, 10, 20)
-  recall_ks: tuple[int, ...] = (1, 5, 10)
+  recall_ks: tuple[int, ...] = (1, 5, 10, 30, 50)
   map_ks: tuple[int, ...] = (10,)
+  fitb_candidates: int = 4
+  ridge_lambdas: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1000.0)
   num_collages: int = 8
   seed: int = 0
   eval_split_seed: int = 0
@@ -232,5 +248,9 @@ class EvalConfig:
       raise ValueError(f"top_percents must be in (0, 100], got {self.top_percents}")
     if any(k < 1 for k in self.recall_ks + self.map_ks):
       raise ValueError("recall_ks and map_ks must be >= 1")
+    if self.fitb_candidates < 2:
+      raise ValueError(f"fitb_candidates must be >= 2, got {self.fitb_candidates}")
+    if not self.ridge_lambdas or min(self.ridge_lambdas) <= 0:
+      raise ValueError(f"ridge_lambdas must be non-empty and > 0, got {self.ridge_lambdas}")
     if self.gallery_chunk_size < 1 or self.batch_size < 1:
       raise ValueError("gallery_chunk_size and batch_size must be >= 1")

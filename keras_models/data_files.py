@@ -123,6 +123,8 @@ class ItemTable:
     images: [N] str image paths ("" when unknown).
     first_set: [N] int32, index of the first set holding each item.
     set_ids: [num_sets] str.
+    set_offsets: [num_sets + 1] int64 CSR offsets of the sets into `set_items`.
+    set_items: [total] int64 item rows of every set's members.
   """
 
   item_ids: np.ndarray
@@ -131,6 +133,8 @@ class ItemTable:
   images: np.ndarray
   first_set: np.ndarray
   set_ids: np.ndarray
+  set_offsets: np.ndarray
+  set_items: np.ndarray
 
 
 def load_item_table(manifest: Manifest, split: str) -> ItemTable:
@@ -151,7 +155,8 @@ def load_item_table(manifest: Manifest, split: str) -> ItemTable:
   first_set[members[::-1]] = owners[::-1]
   return ItemTable(item_ids=table["item_ids"].astype(str), categories=table["categories"].astype(np.int32),
                    features=features, images=table["images"].astype(str), first_set=first_set,
-                   set_ids=table["set_ids"].astype(str))
+                   set_ids=table["set_ids"].astype(str),
+                   set_offsets=offsets.astype(np.int64), set_items=members.astype(np.int64))
 
 
 def load_centers(manifest: Manifest) -> np.ndarray:

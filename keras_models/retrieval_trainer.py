@@ -2,7 +2,10 @@
 
 Loss (all terms category-wise, targets are the input item features):
   L = L(X -> Y') + L(Y -> X') [+ cycle_lambda * (L(X'' | X) + L(Y'' | Y))]
-with L the in-batch InfoNCE or, with TPaNeg, the curriculum hard-negative loss. With bank
+with L the in-batch InfoNCE or, with TPaNeg, the curriculum hard-negative loss
+(tpaneg_mode=replace, the paper's) or one softmax over the in-batch and the kept hard
+negatives together (tpaneg_mode=add). The same item met in another set of the batch is
+not a negative (remove_accidental_hits). With bank
 negatives, L is the static-bank InfoNCE (bank_mode=replace), or bank_weight times the bank
 terms bank_x_to_y / bank_y_to_x are added (bank_mode=add). Every term
 is a per-replica sum divided by the GLOBAL number of counted items, so gradients summed
@@ -11,6 +14,8 @@ In-batch negatives come from the whole global batch (targets are all-gathered).
 """
 
 from __future__ import annotations
+
+import typing
 
 import keras
 import tensorflow as tf
@@ -26,6 +31,23 @@ from keras_models.losses import tpaneg
 TERMS = ("x_to_y", "y_to_x", "cycle_x", "cycle_y")
 BANK_TERMS = ("bank_x_to_y", "bank_y_to_x")
 OTHER = {"query": "target", "target": "query"}
+
+
+class Term(typing.NamedTuple):
+  """One loss term of a replica: its sum, its counted items, and TPaNeg's statistics.
+
+  `kept` is the number of kept hard negatives summed over valid targets, `starved` the
+  number of valid targets left with none (they drop out of the replace-mode loss).
+  """
+
+  loss_sum: tf.Tensor
+  count: tf.Tensor
+  kept: tf.Tensor
+  starved: tf.Tensor
+
+
+def _no_tpaneg(loss_sum: tf.Tensor, count: tf.Tensor) -> Term:
+  return Term(loss_sum, count, tf.constant(0.0), tf.constant(0.0))
 
 
 class NegativeTables:
@@ -83,6 +105,7 @@ class SetRetrievalTrainer(keras.Model):
     self.total_tracker = keras.metrics.Mean(name="loss")
     self.term_trackers = {t: keras.metrics.Mean(name=f"loss/{t}") for t in self._active_terms()}
     self.kept_tracker = keras.metrics.Mean(name="tpaneg/kept_negatives_per_item")
+    self.starved_tracker = keras.metrics.Mean(name="tpaneg/no_negative_fraction")
     # The encoder arrives built; the trainer itself owns no other weights to create.
     self.built = True
 
@@ -102,50 +125,82 @@ class SetRetrievalTrainer(keras.Model):
   def metrics(self):
     trackers = [self.total_tracker, *self.term_trackers.values()]
     if self.loss_config.use_tpaneg:
-      trackers.append(self.kept_tracker)
+      trackers += [self.kept_tracker, self.starved_tracker]
     return trackers
 
   def call(self, inputs, training=False):
     """Predictions [batch, K, D] for the query half of a pipeline batch."""
     return self.encoder(input_pipeline.model_inputs(inputs, "query"), training=training)
 
-  def _bank_term(self, predictions: tf.Tensor, batch: dict[str, tf.Tensor], prefix: str):
-    """(sum, count, 0) of the static-bank InfoNCE against half `prefix` of `batch`."""
+  def _bank_term(self, predictions: tf.Tensor, batch: dict[str, tf.Tensor],
+                 prefix: str) -> Term:
+    """The static-bank InfoNCE against half `prefix` of `batch`."""
     loss_sum, count = bank.bank_infonce(
         predictions, batch[f"{prefix}_categories"], batch[f"{prefix}_mask"],
         batch[f"{prefix}_item_index"], self._bank.item_rows, self._bank.features,
         self._bank.offsets, self.loss_config.bank_temperature,
         self.loss_config.bank_chunk_size)
-    return loss_sum, count, tf.constant(0.0)
+    return _no_tpaneg(loss_sum, count)
 
-  def _term(self, predictions: tf.Tensor, batch: dict[str, tf.Tensor], prefix: str):
-    """(sum, count, kept_negatives) of one loss term against half `prefix` of `batch`."""
+  def _in_batch_logits(self, predictions: tf.Tensor, batch: dict[str, tf.Tensor],
+                       prefix: str) -> infonce.CategoryLogits:
+    """In-batch logits against every target of the global batch (all-gathered)."""
     features = batch[f"{prefix}_features"]
     categories = batch[f"{prefix}_categories"]
     mask = batch[f"{prefix}_mask"]
-    config = self.loss_config
-    if config.use_bank_negatives and config.bank_mode == "replace":
-      return self._bank_term(predictions, batch, prefix)
-    if config.use_tpaneg:
-      negative_features, negative_mask = tpaneg.gather_negatives(
-          batch[f"{prefix}_item_index"], self._tables.negatives, self._tables.features)
-      return tpaneg.tpaneg_loss(
-          predictions, features, categories, mask, negative_features, negative_mask,
-          gamma=self.tpaneg_gamma.value, epsilon=config.tpaneg_epsilon,
-          temperature=config.temperature)
+    item_index = batch[f"{prefix}_item_index"]
     context = tf.distribute.get_replica_context()
     offset = 0
-    candidates = (features, categories, mask)
+    candidates = (features, categories, mask, item_index)
     if context is not None and context.num_replicas_in_sync > 1:
       # The gather sums numbers, hence the int mask.
       candidates = tuple(distribution.all_gather_rows(context, t)
-                         for t in (features, categories, tf.cast(mask, tf.int32)))
+                         for t in (features, categories, tf.cast(mask, tf.int32), item_index))
       offset = context.replica_id_in_sync_group * tf.shape(features)[0]
-    loss_sum, count = infonce.category_infonce(
-        predictions, features, categories, mask, config.temperature,
+    identity = self.loss_config.remove_accidental_hits
+    return infonce.category_logits(
+        predictions, features, categories, mask, self.loss_config.temperature,
         candidate_features=candidates[0], candidate_categories=candidates[1],
-        candidate_mask=candidates[2], batch_offset=offset)
-    return loss_sum, count, tf.constant(0.0)
+        candidate_mask=candidates[2], batch_offset=offset,
+        target_item_index=item_index if identity else None,
+        candidate_item_index=candidates[3] if identity else None)
+
+  def _hard_negatives(self, predictions: tf.Tensor, batch: dict[str, tf.Tensor],
+                      prefix: str) -> tpaneg.HardNegativeLogits:
+    negative_features, negative_mask = tpaneg.gather_negatives(
+        batch[f"{prefix}_item_index"], self._tables.negatives, self._tables.features)
+    config = self.loss_config
+    return tpaneg.tpaneg_logits(
+        predictions, batch[f"{prefix}_features"], batch[f"{prefix}_categories"],
+        batch[f"{prefix}_mask"], negative_features, negative_mask,
+        gamma=self.tpaneg_gamma.value, epsilon=config.tpaneg_epsilon,
+        temperature=config.temperature)
+
+  def _term(self, predictions: tf.Tensor, batch: dict[str, tf.Tensor], prefix: str) -> Term:
+    """One loss term against half `prefix` of `batch`."""
+    config = self.loss_config
+    if config.use_bank_negatives and config.bank_mode == "replace":
+      return self._bank_term(predictions, batch, prefix)
+    if not config.use_tpaneg:
+      parts = self._in_batch_logits(predictions, batch, prefix)
+      return _no_tpaneg(*_masked_loss(parts.logits, parts.allowed, parts.positive,
+                                      parts.counted))
+    hard = self._hard_negatives(predictions, batch, prefix)
+    kept = tf.reduce_sum(tf.cast(hard.keep, tf.float32), axis=-1)
+    stats = (tf.reduce_sum(tf.where(hard.valid, kept, 0.0)),
+             tf.reduce_sum(tf.cast(hard.valid & (kept == 0), tf.float32)))
+    if config.tpaneg_mode == "replace":
+      return Term(*_masked_loss(*tpaneg.replace_mode_rows(hard)), *stats)
+    # add: one softmax over [positive, allowed in-batch negatives, kept hard negatives].
+    parts = self._in_batch_logits(predictions, batch, prefix)
+    num_items = tf.shape(parts.logits)[0]
+    num_negatives = tf.shape(hard.keep)[-1]
+    keep = tf.reshape(hard.keep, [num_items, num_negatives])
+    logits = tf.concat([parts.logits, tf.reshape(hard.negatives, [num_items, -1])], axis=-1)
+    allowed = tf.concat([parts.allowed, keep], axis=-1)
+    positive = tf.concat([parts.positive, tf.zeros_like(keep)], axis=-1)
+    counted = parts.counted | (tf.reshape(kept, [num_items]) > 0)
+    return Term(*_masked_loss(logits, allowed, positive, counted), *stats)
 
   def _loss_terms(self, batch: dict[str, tf.Tensor], training: bool):
     query = input_pipeline.model_inputs(batch, "query")
@@ -159,9 +214,12 @@ class SetRetrievalTrainer(keras.Model):
         # Predictions of one half, placed at that half's items, are a set that must
         # predict the other half back (X -> Y' -> X'' and Y -> X' -> Y'').
         categories = batch[f"{prefix}_categories"]
-        cycle_input = {
-            "features": set_ops.gather_category_predictions(predicted[prefix], categories),
-            "categories": categories, "mask": batch[f"{prefix}_mask"]}
+        features = set_ops.gather_category_predictions(predicted[prefix], categories)
+        if self.loss_config.cycle_normalize:
+          # Real inputs are unit vectors; raw predictions have norm about sqrt(D).
+          features = set_ops.l2_normalize(features)
+        cycle_input = {"features": features, "categories": categories,
+                       "mask": batch[f"{prefix}_mask"]}
         back = self.encoder(cycle_input, training=training)
         terms[name] = self._term(back, batch, OTHER[prefix])
     if self._adds_bank():
@@ -172,7 +230,7 @@ class SetRetrievalTrainer(keras.Model):
   def _scaled_total(self, terms) -> tf.Tensor:
     context = tf.distribute.get_replica_context()
     total = tf.constant(0.0)
-    for name, (loss_sum, count, _) in terms.items():
+    for name, (loss_sum, count, _, _) in terms.items():
       global_count = count
       if context is not None:
         global_count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
@@ -181,7 +239,7 @@ class SetRetrievalTrainer(keras.Model):
 
   def _update_trackers(self, terms, batch) -> dict[str, tf.Tensor]:
     total_value = tf.constant(0.0)
-    for name, (loss_sum, count, kept) in terms.items():
+    for name, (loss_sum, count, _, _) in terms.items():
       mean = loss_sum / tf.maximum(count, 1.0)
       self.term_trackers[name].update_state(mean, sample_weight=count)
       total_value += self._weight(name) * mean
@@ -189,7 +247,9 @@ class SetRetrievalTrainer(keras.Model):
     if self.loss_config.use_tpaneg:
       x_to_y = terms["x_to_y"]
       items = tf.reduce_sum(tf.cast(batch["target_mask"], tf.float32))
-      self.kept_tracker.update_state(x_to_y[2] / tf.maximum(items, 1.0), sample_weight=items)
+      self.kept_tracker.update_state(x_to_y.kept / tf.maximum(items, 1.0), sample_weight=items)
+      self.starved_tracker.update_state(x_to_y.starved / tf.maximum(items, 1.0),
+                                        sample_weight=items)
     return {m.name: m.result() for m in self.metrics}
 
   def compile(self, *args, **kwargs):
@@ -217,3 +277,11 @@ class SetRetrievalTrainer(keras.Model):
       # needs a leading axis.
       results = {name: value[None] for name, value in results.items()}
     return results
+
+
+def _masked_loss(logits: tf.Tensor, allowed: tf.Tensor, positive: tf.Tensor,
+                 counted: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+  """(sum over counted rows of the masked softmax cross-entropy, number of counted rows)."""
+  per_item = set_ops.masked_softmax_cross_entropy(logits, allowed, positive)
+  return (tf.reduce_sum(tf.where(counted, per_item, tf.zeros_like(per_item))),
+          tf.reduce_sum(tf.cast(counted, tf.float32)))

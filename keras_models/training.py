@@ -32,6 +32,7 @@ from keras_models import resume
 from keras_models import retrieval_trainer
 from keras_models import weights_io
 from keras_models.losses import bank
+from keras_models.losses import negative_table as negative_table_lib
 from keras_models.losses import tpaneg
 from keras_models.models import registry
 from tfrecords_builder import atomic_io
@@ -77,24 +78,46 @@ def build_encoder(model_config: configs.ModelConfig, manifest: data_files.Manife
 
 
 def negative_table(config: configs.TrainConfig, table: data_files.ItemTable,
-                   is_chief: bool = True) -> np.ndarray:
-  """TPaNeg candidates of every train item, cached in model_dir (by the chief) by inputs."""
+                   is_chief: bool = True, epoch: int = 0) -> np.ndarray:
+  """TPaNeg candidates of every train item for a 0-based epoch.
+
+  The nearest pool is fixed (threshold tpaneg_gamma_start) and cached in model_dir by
+  the chief, keyed by its inputs. The random pool is drawn anew for every epoch among
+  the candidates above that epoch's T_gamma, from (seed, epoch), so a resumed run draws
+  the same table.
+  """
   loss = config.loss
+  if loss.tpaneg_pool == "random":
+    threshold = float(tpaneg.curriculum_gamma(epoch, loss.tpaneg_gamma_start,
+                                              loss.tpaneg_gamma_end,
+                                              loss.tpaneg_curriculum_epochs))
+    return _build_negative_table(config, table, threshold, (config.seed, epoch))
   key = hashlib.sha256(json.dumps([
-      loss.candidate_neg_num, loss.tpaneg_gamma_start, len(table.item_ids),
-      hashlib.sha256(table.features.tobytes()).hexdigest()]).encode()).hexdigest()[:16]
+      "co-members-v2", loss.candidate_neg_num, loss.tpaneg_gamma_start,
+      loss.tpaneg_max_similarity, len(table.item_ids),
+      hashlib.sha256(table.features.tobytes()).hexdigest(),
+      hashlib.sha256(table.set_items.tobytes()).hexdigest()]).encode()).hexdigest()[:16]
   path = os.path.join(config.model_dir, f"tpaneg_negatives-{key}.npy")
   if os.path.isfile(path):
     return np.load(path)
-  start = time.time()
-  negatives = tpaneg.build_negative_table(
-      table.features, table.categories, loss.candidate_neg_num, loss.tpaneg_gamma_start,
-      set_ids=table.first_set)
+  negatives = _build_negative_table(config, table, loss.tpaneg_gamma_start, (0, 0))
   if is_chief:
     atomic_io.write_npy(path, negatives.astype(np.int32))
+  return negatives
+
+
+def _build_negative_table(config: configs.TrainConfig, table: data_files.ItemTable,
+                          threshold: float, seed: tuple[int, int]) -> np.ndarray:
+  loss = config.loss
+  start = time.time()
+  negatives = negative_table_lib.build_negative_table(
+      table.features, table.categories, loss.candidate_neg_num, threshold,
+      exclude_pairs=negative_table_lib.co_member_pairs(table.set_offsets, table.set_items),
+      max_similarity=loss.tpaneg_max_similarity, pool=loss.tpaneg_pool, seed=seed)
   kept = (negatives >= 0).sum(axis=1)
-  logging.info("TPaNeg candidates: %d items, %.1f per item on average (%d with none), "
-               "built in %.1f s", len(kept), kept.mean(), int((kept == 0).sum()),
+  logging.info("TPaNeg %s candidates (cos in [%.2f, %.2f]): %d items, %.1f per item on "
+               "average (%d with none), built in %.1f s", loss.tpaneg_pool, threshold,
+               loss.tpaneg_max_similarity, len(kept), kept.mean(), int((kept == 0).sum()),
                time.time() - start)
   return negatives
 
@@ -123,12 +146,15 @@ def build_optimizer(config: configs.TrainConfig,
   return optimizer
 
 
-def _callbacks(config, encoder, evaluator, is_chief) -> list[keras.callbacks.Callback]:
+def _callbacks(config, encoder, evaluator, is_chief,
+               redraw=None) -> list[keras.callbacks.Callback]:
   loss = config.loss
   chain: list[keras.callbacks.Callback] = []
   if loss.use_tpaneg:
     chain.append(callbacks.GammaCurriculum(loss.tpaneg_gamma_start, loss.tpaneg_gamma_end,
                                            loss.tpaneg_curriculum_epochs))
+  if redraw is not None:
+    chain.append(callbacks.NegativeRedraw(*redraw))
   chain += [
       callbacks.RetrievalValidation(evaluator, encoder,
                                     os.path.join(config.model_dir, BEST_WEIGHTS), MONITOR,
@@ -202,13 +228,21 @@ def run(config: configs.TrainConfig, strategy: tf.distribute.Strategy | None = N
     evaluator = evaluator_lib.Evaluator(manifest, "val", chunk_size=config.gallery_chunk_size,
                                         seed=config.eval_split_seed)
   centers = data_files.load_centers(manifest)
-  tables = bank_tables = None
+  tables = bank_tables = redraw = None
   with strategy.scope():
     if config.loss.use_tpaneg or config.loss.use_bank_negatives:
       train_table = data_files.load_item_table(manifest, "train")
     if config.loss.use_tpaneg:
-      tables = retrieval_trainer.NegativeTables(negative_table(config, train_table, is_chief),
-                                                train_table.features)
+      if config.loss.tpaneg_pool == "random":
+        # Drawn by the NegativeRedraw callback at the start of every epoch.
+        initial = np.full((len(train_table.item_ids), config.loss.candidate_neg_num), -1,
+                          np.int32)
+      else:
+        initial = negative_table(config, train_table, is_chief)
+      tables = retrieval_trainer.NegativeTables(initial, train_table.features)
+      if config.loss.tpaneg_pool == "random":
+        redraw = (tables.negatives,
+                  lambda epoch: negative_table(config, train_table, is_chief, epoch))
     if config.loss.use_bank_negatives:
       static_bank = bank.build_bank(train_table.features, train_table.categories,
                                     manifest.num_categories)
@@ -229,7 +263,7 @@ def run(config: configs.TrainConfig, strategy: tf.distribute.Strategy | None = N
         start_step=start_step)
   if config.jit_compile:
     train_dataset = input_pipeline.without_strings(train_dataset)
-  chain = _callbacks(config, encoder, evaluator, is_chief)
+  chain = _callbacks(config, encoder, evaluator, is_chief, redraw)
   label = manifest.data_label()
   logging.info("training %s on %s: %d train sets, batch %d over %d replica(s), from epoch %d "
                "step %d", config.model.model, label, manifest.num_sets("train"),

@@ -25,7 +25,7 @@ from keras_models import input_pipeline  # pylint: disable=wrong-import-position
 from keras_models import retrieval_trainer  # pylint: disable=wrong-import-position
 from keras_models import training  # pylint: disable=wrong-import-position
 from keras_models.losses import bank  # pylint: disable=wrong-import-position
-from keras_models.losses import tpaneg  # pylint: disable=wrong-import-position
+from keras_models.losses import negative_table  # pylint: disable=wrong-import-position
 
 
 def train_two_steps(strategy, manifest, loss_config, batches, initial_weights):
@@ -39,7 +39,7 @@ def train_two_steps(strategy, manifest, loss_config, batches, initial_weights):
     tables = None
     if loss_config.use_tpaneg:
       table = data_files.load_item_table(manifest, "train")
-      negatives = tpaneg.build_negative_table(table.features, table.categories, 6, -1.0,
+      negatives = negative_table.build_negative_table(table.features, table.categories, 6, -1.0,
                                               set_ids=table.first_set)
       tables = retrieval_trainer.NegativeTables(negatives, table.features)
     bank_tables = None

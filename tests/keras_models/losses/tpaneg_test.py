@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from keras_models.losses import negative_table
 from keras_models.losses import tpaneg
 
 TAU = 0.5
@@ -215,7 +216,7 @@ class BuildNegativeTableTest(tf.test.TestCase):
     for num_negatives, min_similarity, sets, chunk_size in [
         (5, 0.1, set_ids, 7), (5, 0.1, set_ids, 4096), (20, 0.0, set_ids, 3),
         (4, -1.0, None, 5), (60, 0.2, None, 16)]:
-      got = tpaneg.build_negative_table(features, categories, num_negatives,
+      got = negative_table.build_negative_table(features, categories, num_negatives,
                                         min_similarity, sets, chunk_size=chunk_size)
       want = reference_table(features, categories, num_negatives, min_similarity, sets)
       self.assertEqual(got.dtype, np.int32)
@@ -227,9 +228,9 @@ class BuildNegativeTableTest(tf.test.TestCase):
     features = rng.normal(size=(12, 4)).astype(np.float32)
     categories = np.ones(12, np.int64)
     set_ids = np.arange(12) // 3
-    table = tpaneg.build_negative_table(features, categories, 11, -1.0, set_ids,
+    table = negative_table.build_negative_table(features, categories, 11, -1.0, set_ids,
                                         chunk_size=5)
-    without_sets = tpaneg.build_negative_table(features, categories, 11, -1.0, None)
+    without_sets = negative_table.build_negative_table(features, categories, 11, -1.0, None)
     for i in range(12):
       chosen = table[i][table[i] >= 0]
       self.assertLen(chosen, 9)
@@ -238,9 +239,9 @@ class BuildNegativeTableTest(tf.test.TestCase):
 
   def test_bad_shapes_raise(self):
     with self.assertRaisesRegex(ValueError, "must be \\[N, D\\] and \\[N\\]"):
-      tpaneg.build_negative_table(np.zeros((4, 2)), np.zeros(3), 2, 0.0)
+      negative_table.build_negative_table(np.zeros((4, 2)), np.zeros(3), 2, 0.0)
     with self.assertRaisesRegex(ValueError, "num_negatives=0"):
-      tpaneg.build_negative_table(np.zeros((4, 2)), np.zeros(4), 0, 0.0)
+      negative_table.build_negative_table(np.zeros((4, 2)), np.zeros(4), 0, 0.0)
 
 
 class CurriculumGammaTest(tf.test.TestCase):
