@@ -27,10 +27,15 @@ def _normalize(x):
 
 def reference_infonce(predictions, features, categories, mask, tau, cand_features=None,
                       cand_categories=None, cand_mask=None, offset=0,
-                      exclude_same_set=True):
-  """Plain-loop InfoNCE in float64; returns (loss_sum, num_valid)."""
+                      exclude_same_set=True, item_ids=None, cand_item_ids=None):
+  """Plain-loop InfoNCE in float64; returns (loss_sum, num_valid).
+
+  With item ids, a candidate holding the target's own item (met in another set) is
+  not a negative.
+  """
   if cand_features is None:
     cand_features, cand_categories, cand_mask = features, categories, mask
+    cand_item_ids = item_ids
   predictions = np.asarray(predictions, np.float64)
   cand_features = _normalize(np.asarray(cand_features, np.float64))
   num_sets, set_size = cand_categories.shape
@@ -46,7 +51,9 @@ def reference_infonce(predictions, features, categories, mask, tau, cand_feature
         continue
       positive = (b + offset, s)
       kept = [(m, t) for m, t in same_category
-              if (m, t) == positive or not (exclude_same_set and m == b + offset)]
+              if (m, t) == positive or not (
+                  (exclude_same_set and m == b + offset)
+                  or (item_ids is not None and cand_item_ids[m, t] == item_ids[b, s]))]
       p = _normalize(predictions[b, c - 1])
       logits = np.array([p @ cand_features[m, t] / tau for m, t in kept])
       positive_logit = p @ cand_features[positive] / tau
@@ -183,6 +190,42 @@ class CategoryInfonceTest(tf.test.TestCase):
       want = infonce.category_infonce(predictions, features, categories, mask, TAU)
       self.assertAllClose(got, want)
     self.assertEqual(compiled.experimental_get_tracing_count(), 1)
+
+  def test_accidental_hits_are_removed(self):
+    # Item 7 sits in sets 0 and 3, item 9 in sets 1 and 2 (both category 2 there).
+    item_ids = np.array([[7, 1, 2, 3],
+                         [4, 9, 5, -1],
+                         [9, 6, -1, -1],
+                         [7, 8, 10, 11],
+                         [-1, -1, -1, -1]], np.int32)
+    categories = CATEGORIES.copy()
+    categories[3, 0] = 1
+    for seed in range(3):
+      predictions, features, _, mask = make_batch(seed, categories=categories)
+      # The same item has the same feature wherever it occurs.
+      features[3, 0] = features[0, 0]
+      features[2, 0] = features[1, 1]
+      loss_sum, num_valid, _ = loss_and_grad(predictions, features, categories, mask, TAU,
+                                             target_item_index=item_ids)
+      want_sum, want_count = reference_infonce(predictions, features, categories, mask, TAU,
+                                               item_ids=item_ids)
+      kept_sum, _ = reference_infonce(predictions, features, categories, mask, TAU)
+      self.assertAllClose(loss_sum, want_sum, rtol=1e-5)
+      self.assertEqual(num_valid, want_count)
+      self.assertGreater(abs(want_sum - kept_sum), 1e-3)
+      # Given as candidates (the two-replica path) the result is the same.
+      gathered = loss_and_grad(predictions, features, categories, mask, TAU,
+                               candidate_features=features, candidate_categories=categories,
+                               candidate_mask=mask, target_item_index=item_ids,
+                               candidate_item_index=item_ids)
+      self.assertAllClose(gathered[0], want_sum, rtol=1e-5)
+
+  def test_item_index_without_candidate_item_index_raises(self):
+    predictions, features, categories, mask = make_batch(9)
+    with self.assertRaisesRegex(ValueError, "target_item_index and candidate_item_index"):
+      infonce.category_infonce(predictions, features, categories, mask, TAU,
+                               candidate_features=features, candidate_categories=categories,
+                               candidate_mask=mask, target_item_index=np.zeros_like(categories))
 
   def test_partial_candidates_raise(self):
     predictions, features, categories, mask = make_batch(9)
