@@ -1,5 +1,8 @@
 """Prints mean +- std over seeds of every method's test metrics from eval metrics.json files.
 
+Rows: each method, then the training-free baselines (`keras_models.baselines.NAMES`);
+columns: Top-K% and MRR, plus Recall@10/30/50 and FITB-4 when every run reports them.
+
   python bench/seed_table.py runs/synthetic          # reads runs/synthetic/*/seed*/eval/test
   python bench/seed_table.py runs/ikea --scope=macro
 """
@@ -14,6 +17,7 @@ import sys
 from absl import app
 from absl import flags
 
+from keras_models import baselines
 from keras_models import report_tables
 
 SCOPE = flags.DEFINE_enum("scope", "micro", ["micro", "macro"], "Average over queries or "
@@ -33,9 +37,9 @@ def main(argv: list[str]) -> None:
     with open(path, encoding="utf-8") as stream:
       document = json.load(stream)
     method = path.split(os.sep)[-5]
-    # Each run holds its model row and the two baselines; keep the model under its method
+    # Each run holds its model row and the baselines; keep the model under its method
     # name and the baselines once per seed.
-    document["methods"] = {(method if name not in ("random", "category_mean") else name): v
+    document["methods"] = {(method if name not in baselines.NAMES else name): v
                            for name, v in document["methods"].items()}
     documents.append(document)
   by_seed: dict[str, dict] = {}

@@ -23,6 +23,12 @@ TOP_PERCENTS = flags.DEFINE_list("top_percents", [str(p) for p in _EVAL.top_perc
 RECALL_KS = flags.DEFINE_list("recall_ks", [str(k) for k in _EVAL.recall_ks],
                               "k of Recall@k (absolute).")
 MAP_KS = flags.DEFINE_list("map_ks", [str(k) for k in _EVAL.map_ks], "k of mAP@k.")
+FITB_CANDIDATES = flags.DEFINE_integer(
+    "fitb_candidates", _EVAL.fitb_candidates, "Candidates of FITB: the true item and this "
+    "minus 1 distractors of its category, drawn with --eval_split_seed.")
+RIDGE_LAMBDAS = flags.DEFINE_list(
+    "ridge_lambdas", [f"{v:g}" for v in _EVAL.ridge_lambdas], "Grid of the ridge "
+    "baseline's lambda; the best val Top-10% micro is used.")
 NUM_COLLAGES = flags.DEFINE_integer("num_collages", _EVAL.num_collages,
                                     "Collages to draw when items have images.")
 METHOD_NAME = flags.DEFINE_string("method_name", _EVAL.method_name,
@@ -52,6 +58,14 @@ def _ints(flag_holder: flags.FlagHolder) -> tuple[int, ...]:
         f"--{flag_holder.name} must be a list of integers, got {flag_holder.value}") from None
 
 
+def _floats(flag_holder: flags.FlagHolder) -> tuple[float, ...]:
+  try:
+    return tuple(float(v) for v in flag_holder.value)
+  except ValueError:
+    raise flags.ValidationError(
+        f"--{flag_holder.name} must be a list of numbers, got {flag_holder.value}") from None
+
+
 def eval_config_from_flags() -> configs.EvalConfig:
   """Converts the parsed flags into a validated EvalConfig."""
   config = configs.EvalConfig(
@@ -61,6 +75,7 @@ def eval_config_from_flags() -> configs.EvalConfig:
       batch_size=EVAL_BATCH_SIZE.value, gallery=GALLERY.value,
       gallery_chunk_size=common_flags.GALLERY_CHUNK_SIZE.value,
       top_percents=_ints(TOP_PERCENTS), recall_ks=_ints(RECALL_KS), map_ks=_ints(MAP_KS),
+      fitb_candidates=FITB_CANDIDATES.value, ridge_lambdas=_floats(RIDGE_LAMBDAS),
       num_collages=NUM_COLLAGES.value, seed=common_flags.SEED.value,
       eval_split_seed=common_flags.EVAL_SPLIT_SEED.value,
       method_name=METHOD_NAME.value, rerank=RERANK.value,

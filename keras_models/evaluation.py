@@ -1,6 +1,8 @@
 """Library entry of evaluation: `run(config)` scores a trained encoder and writes reports.
 
-Outputs go to <model_dir>/eval/<split>/ (metrics.json, results_summary.csv,
+Every method (the model and `baselines.NAMES`) is ranked and FITB-scored by one
+`Evaluator` on the same queries, gallery and FITB candidates. Outputs go to
+<model_dir>/eval/<split>/ (metrics.json, results_summary.csv,
 percentage_table.txt, plots, collages), each written atomically, and scalars to
 TensorBoard under <model_dir>/logs/eval.
 """
@@ -12,6 +14,7 @@ import os
 
 from absl import logging
 
+from keras_models import baselines
 from keras_models import configs
 from keras_models import data_files
 from keras_models import evaluator as evaluator_lib
@@ -19,9 +22,8 @@ from keras_models import report_figures
 from keras_models import report_tables
 from keras_models import training
 from keras_models import weights_io
+from keras_models.metrics import fitb
 from keras_models.rerank import report as rerank_report
-
-BASELINES = ("random", "category_mean")
 
 
 @dataclasses.dataclass
@@ -32,6 +34,7 @@ class EvalResult:
   summaries: dict[str, dict]
   output_dir: str
   table: str
+  ridge_lambda: float = float("nan")
 
 
 def weights_path(config: configs.EvalConfig) -> str:
@@ -53,6 +56,23 @@ def load_encoder(config: configs.EvalConfig, manifest: data_files.Manifest):
   return encoder
 
 
+def _ridge_fit(config: configs.EvalConfig, manifest: data_files.Manifest,
+               evaluator: evaluator_lib.Evaluator) -> baselines.RidgeFit:
+  """Fits the ridge baseline on the train queries and picks lambda on val."""
+  def split_evaluator(split):
+    if split == config.split and (split == "train" or 10 in config.top_percents):
+      return evaluator
+    return evaluator_lib.Evaluator(manifest, split, batch_size=config.batch_size,
+                                   chunk_size=config.gallery_chunk_size,
+                                   seed=config.eval_split_seed)
+  with data_files.shards_named_on_data_loss(manifest, ("train", "val")):
+    fit = baselines.fit_ridge(split_evaluator("train"), split_evaluator("val"),
+                              config.ridge_lambdas)
+  logging.info("ridge: lambda %g chosen by val %s %s", fit.lam, baselines.RIDGE_MONITOR,
+               fit.val_scores)
+  return fit
+
+
 def run(config: configs.EvalConfig) -> EvalResult:
   """Evaluates the model of `config` and its baselines on `config.split`."""
   config.validate()
@@ -63,22 +83,35 @@ def run(config: configs.EvalConfig) -> EvalResult:
         manifest, config.split, batch_size=config.batch_size, gallery=config.gallery,
         chunk_size=config.gallery_chunk_size, seed=config.eval_split_seed,
         top_percents=config.top_percents, recall_ks=config.recall_ks, map_ks=config.map_ks)
-    summary, ranks, vectors = evaluator.evaluate(encoder)
+    _, ranks, vectors = evaluator.evaluate(encoder)
   method = config.method_name or os.path.basename(os.path.normpath(config.model_dir))
-  summaries = {method: summary}
-  all_ranks = {method: ranks}
+  fitb_name = f"fitb_{config.fitb_candidates}"
+  distractors = evaluator.distractors(config.fitb_candidates - 1)
+  summaries = {
+      method: evaluator.summarize(ranks, {fitb_name: evaluator.fitb_hits(
+          vectors, config.fitb_candidates)}),
+      "random": evaluator.summarize(baselines.random_ranks(evaluator, config.seed),
+                                    {fitb_name: fitb.random_hits(distractors, config.seed)})}
   centers = data_files.load_centers(manifest)
-  for baseline in BASELINES:
-    all_ranks[baseline] = evaluator.baseline_ranks(baseline, centers, seed=config.seed)
-    summaries[baseline] = evaluator.summarize(all_ranks[baseline])
+  ridge = _ridge_fit(config, manifest, evaluator)
+  for name in baselines.NAMES[1:]:
+    predicted = baselines.predictions(name, evaluator, centers, ridge)
+    summaries[name] = evaluator.summarize(evaluator.ranks(predicted), {
+        fitb_name: evaluator.fitb_hits(predicted, config.fitb_candidates)})
   output_dir = os.path.join(config.model_dir, "eval", config.split)
   os.makedirs(output_dir, exist_ok=True)
-  table = report_tables.write_all(output_dir, config, manifest, evaluator, summaries)
-  report_figures.write_figures(output_dir, config, manifest, evaluator, method, summary,
-                              vectors)
+  notes = {
+      "ridge": {"lambda": ridge.lam, "lambdas": list(ridge.val_scores),
+                "val_top_10_percent": list(ridge.val_scores.values())},
+      "fitb": {"candidates": config.fitb_candidates, "seed": config.eval_split_seed,
+               "short_queries": fitb.short_queries(evaluator.targets.categories, distractors)}}
+  table = report_tables.write_all(output_dir, config, manifest, evaluator, summaries, notes)
+  report_figures.write_figures(output_dir, config, manifest, evaluator, method, summaries,
+                               vectors)
   if config.rerank == "icfrr":
     table += "\n\n" + rerank_report.write(output_dir, config, manifest, evaluator, method,
                                            vectors)
   logging.info("wrote evaluation of %s on %s/%s to %s", method, manifest.data_label(),
                config.split, output_dir)
-  return EvalResult(method=method, summaries=summaries, output_dir=output_dir, table=table)
+  return EvalResult(method=method, summaries=summaries, output_dir=output_dir, table=table,
+                    ridge_lambda=ridge.lam)

@@ -5,6 +5,8 @@ target item y (category c) of the set is a query p(X, c) whose positive is y, ra
 cosine among the gallery G_c (the deduplicated target items of category c over the split,
 or every item of the split with gallery="items"). Ties count against the model. The
 gallery is scored in chunks by compiled functions, so memory is bounded by chunk sizes.
+FITB (`fitb_hits`) scores the same predictions against distractors drawn once per
+evaluator from `seed`, so every method it scores faces the same candidates.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from keras_models import configs
 from keras_models import data_files
 from keras_models import input_pipeline
 from keras_models.losses import set_ops
+from keras_models.metrics import fitb
 from keras_models.metrics import ranking
 from keras_models.metrics import streaming
 
@@ -46,9 +49,10 @@ class Evaluator:
   def __init__(self, manifest: data_files.Manifest, split: str, *, batch_size: int = 256,
                gallery: str = "targets", chunk_size: int = configs.GALLERY_CHUNK_SIZE,
                seed: int = 0,
-               top_percents=(5, 10, 20), recall_ks=(1, 5, 10), map_ks=(10,)):
+               top_percents=(5, 10, 20), recall_ks=(1, 5, 10, 30, 50), map_ks=(10,)):
     self.manifest = manifest
     self.split = split
+    self.seed = seed
     self.chunk_size = chunk_size
     self.top_percents, self.recall_ks, self.map_ks = top_percents, recall_ks, map_ks
     self.table = data_files.load_item_table(manifest, split)
@@ -67,6 +71,9 @@ class Evaluator:
     sizes = np.bincount(self.gallery_categories, minlength=manifest.num_categories + 1)
     self.category_gallery_sizes = sizes[1:]
     self.query_gallery_sizes = sizes[self.targets.categories]
+    # Both gallery kinds keep rows sorted, so a positive's position is a binary search.
+    self.positive_positions = np.searchsorted(rows, self.targets.positive_rows)
+    self._distractors: dict[int, np.ndarray] = {}
     self.ranker = streaming.ChunkedRanker()
     self._predict_functions: dict[int, tf.types.experimental.PolymorphicFunction] = {}
 
@@ -115,11 +122,27 @@ class Evaluator:
         vectors, self.targets.categories, self.targets.positive_rows, self.positive_features,
         self.gallery_features, self.gallery_categories, self.gallery_rows, self.chunk_size)
 
-  def summarize(self, ranks: np.ndarray) -> dict[str, np.ndarray | float]:
+  def distractors(self, num_distractors: int) -> np.ndarray:
+    """[Q, k] gallery positions of each query's FITB distractors (-1: none), drawn once."""
+    if num_distractors not in self._distractors:
+      self._distractors[num_distractors] = fitb.draw_distractors(
+          self.targets.categories, self.positive_positions, self.gallery_categories,
+          num_distractors, self.seed)
+    return self._distractors[num_distractors]
+
+  def fitb_hits(self, vectors: np.ndarray, num_candidates: int = 4) -> np.ndarray:
+    """[Q] FITB-`num_candidates` hits of query vectors [Q, D] (`fitb.hits`)."""
+    return fitb.hits(vectors, self.positive_positions, self.distractors(num_candidates - 1),
+                     self.gallery_features)
+
+  def summarize(self, ranks: np.ndarray,
+                extra: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray | float]:
+    """Micro/macro/per-category metrics of `ranks` [Q] and any `extra` per-query values."""
+    extra = {name: tf.constant(values, tf.float32) for name, values in (extra or {}).items()}
     summary = ranking.summarize(
         tf.constant(ranks, tf.int32), tf.constant(self.query_gallery_sizes, tf.int32),
         tf.constant(self.targets.categories, tf.int32), self.manifest.num_categories,
-        self.top_percents, self.recall_ks, self.map_ks)
+        self.top_percents, self.recall_ks, self.map_ks, extra)
     return {k: (v.numpy() if v.shape.rank else float(v.numpy())) for k, v in summary.items()}
 
   def evaluate(self, encoder: keras.Model) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -130,16 +153,6 @@ class Evaluator:
     logging.info("%s: ranked %d queries against %d gallery items in %.2f s", self.split,
                  len(ranks), len(self.gallery_rows), time.time() - start)
     return self.summarize(ranks), ranks, vectors
-
-  def baseline_ranks(self, kind: str, centers: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Ranks of a baseline: "random" (uniform rank in 1..|G_c|) or "category_mean"."""
-    if kind == "random":
-      rng = np.random.default_rng(seed)
-      return (rng.random(len(self.query_gallery_sizes)) * self.query_gallery_sizes).astype(
-          np.int64) + 1
-    if kind == "category_mean":
-      return self.ranks(l2_normalize(centers[self.targets.categories - 1]))
-    raise ValueError(f"unknown baseline '{kind}'; known: random, category_mean")
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:

@@ -18,17 +18,26 @@ TOP_K_SHOWN = 5
 
 
 def write_figures(output_dir: str, config: configs.EvalConfig, manifest: data_files.Manifest,
-                  evaluator: evaluator_lib.Evaluator, method: str, summary: dict,
+                  evaluator: evaluator_lib.Evaluator, method: str, summaries: dict,
                   vectors: np.ndarray) -> list[str]:
-  """Writes the figures of one evaluation and logs them to TensorBoard; returns the paths."""
+  """Writes the figures of one evaluation and logs them to TensorBoard; returns the paths.
+
+  `summaries` maps method names to `Evaluator.summarize` dicts, the model's under
+  `method`; per_category.png compares them all, the other figures show the model.
+  """
   names = list(manifest.categories)
   title = f"{method} on {manifest.data_label()} / {config.split}"
+  summary = summaries[method]
   written = []
-  per_category = {f"Top-{p}%": summary[f"per_category/top_{p}_percent"]
-                  for p in config.top_percents}
-  per_category["MRR"] = summary["per_category/mrr"]
+  metrics = {f"Top-{p}%": f"top_{p}_percent" for p in config.top_percents}
+  metrics["MRR"] = "mrr"
+  metrics.update({f"FITB-{k.split('_')[-1]}": k.split("/", 1)[1] for k in summary
+                  if k.startswith("per_category/fitb_")})
+  panels = {label: {m: s[f"per_category/{key}"] for m, s in summaries.items()}
+            for label, key in metrics.items()}
   path = os.path.join(output_dir, "per_category.png")
-  plots.per_category_bars(path, names, per_category, summary["per_category/count"], title)
+  plots.per_category_panels(path, names, panels, summary["per_category/count"],
+                            f"{title}: every method, per category")
   written.append(path)
   path = os.path.join(output_dir, "embedding_pca.png")
   plots.embedding_pca(path, evaluator.gallery_features, evaluator.gallery_categories, vectors,

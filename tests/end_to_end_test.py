@@ -15,6 +15,7 @@ import tensorflow as tf
 import eval_main
 from flags import eval_flags
 from flags import train_flags
+from keras_models import baselines
 from keras_models import data_files
 from keras_models import input_pipeline
 from keras_models import training
@@ -106,12 +107,17 @@ def test_train_main_then_eval_main(data_dir, tmp_path, monkeypatch, capsys):
   assert metrics["num_queries"] == sum(
       int(b["target_mask"].numpy().sum())
       for b in input_pipeline.make_dataset(manifest, "test", 16, training=False))
-  assert set(metrics["methods"]) == {"run", "random", "category_mean"}
+  assert set(metrics["methods"]) == {"run", *baselines.NAMES}
   for values in metrics["methods"].values():
     assert 0.0 <= values["micro"]["top_10_percent"] <= 1.0
+    assert 0.0 <= values["micro"]["fitb_4"] <= 1.0
+    assert values["micro"]["recall_at_30"] <= values["micro"]["recall_at_50"]
+  assert metrics["ridge"]["lambda"] in metrics["ridge"]["lambdas"]
+  assert metrics["fitb"]["candidates"] == 4
   summary = pd.read_csv(os.path.join(out, "results_summary.csv"))
   assert set(summary["scope"]) >= {"overall_micro", "overall_macro"}
-  assert len(summary) == 3 * (2 + manifest.num_categories)
+  assert {"fitb_4", "recall_at_50"} <= set(summary.columns)
+  assert len(summary) == (1 + len(baselines.NAMES)) * (2 + manifest.num_categories)
 
 
 def test_eval_main_rejects_weights_of_another_architecture(data_dir, tmp_path, monkeypatch):

@@ -13,6 +13,8 @@ Every function traces under `tf.function` and has no Python loop over queries or
 categories.
 """
 
+from __future__ import annotations
+
 from typing import Mapping, Sequence
 
 import tensorflow as tf
@@ -254,6 +256,7 @@ def summarize(
     top_percents: Sequence[float] = (5, 10, 20),
     recall_ks: Sequence[int] = (1, 5, 10),
     map_ks: Sequence[int] = (10,),
+    extra: Mapping[str, tf.Tensor] | None = None,
 ) -> Mapping[str, tf.Tensor]:
   """Micro, macro and per-category averages of every rank metric.
 
@@ -271,12 +274,14 @@ def summarize(
     top_percents: K values for `top_{K}_percent` (fractions in [0, 1]).
     recall_ks: k values for `recall_at_{k}`.
     map_ks: k values for `map_at_{k}`.
+    extra: more per-query metrics, name -> `[num_queries]` float values (e.g. `fitb_4`
+      hits from `fitb.hits`), averaged like the others.
 
   Returns:
     Dict with keys `micro/<metric>` and `macro/<metric>` (float32 scalars) and
     `per_category/<metric>` (`[num_categories]` float32, index c - 1 for category c),
     for metrics top_{K}_percent, mrr, mean_percentile_rank, median_percentile_rank,
-    recall_at_{k}, map_at_{k}; plus `per_category/count` (`[num_categories]` int32)
+    recall_at_{k}, map_at_{k} and the `extra` names; plus `per_category/count` (`[num_categories]` int32)
     and `micro/count` (int32 scalar), the valid queries.
   """
   categories = tf.cast(categories, tf.int32)
@@ -294,6 +299,8 @@ def summarize(
     per_query[f"recall_at_{k}"] = recall_at_k(ranks, k)
   for k in map_ks:
     per_query[f"map_at_{k}"] = average_precision_at_k_from_ranks(ranks, k)
+  for name, values in (extra or {}).items():
+    per_query[name] = tf.cast(values, tf.float32)
 
   counts = tf.math.unsorted_segment_sum(tf.ones_like(percentiles), segments, num_segments)[1:]
   has_queries = counts > 0

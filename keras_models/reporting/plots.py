@@ -35,6 +35,48 @@ def _save_atomically(fig: matplotlib.figure.Figure, path: str) -> None:
     fig.savefig(stream, format="png", dpi=DPI, bbox_inches="tight")
 
 
+def _checked_per_category(path: str, field: str, per_category: dict[str, np.ndarray],
+                          num_categories: int) -> dict[str, np.ndarray]:
+  values = {}
+  for name, metric in per_category.items():
+    metric = np.asarray(metric, dtype=np.float64).reshape(-1)
+    if metric.shape != (num_categories,):
+      raise ValueError(f"{path}: {field}[{name!r}] has shape {metric.shape}, "
+                       f"expected [{num_categories}] (one per category name)")
+    values[name] = metric
+  return values
+
+
+def _checked_counts(path: str, counts: np.ndarray, num_categories: int) -> np.ndarray:
+  counts = np.asarray(counts).reshape(-1)
+  if counts.shape != (num_categories,):
+    raise ValueError(f"{path}: counts has shape {counts.shape}, expected "
+                     f"[{num_categories}] (one per category name)")
+  return counts
+
+
+def _draw_bars(ax, category_names: list[str], values: dict[str, np.ndarray],
+               counts: np.ndarray, tick_labels: bool) -> None:
+  """One group of bars per category, one bar per entry of `values`; NaN left empty."""
+  positions = np.arange(len(category_names))
+  width = 0.8 / max(1, len(values))
+  for m, (name, metric) in enumerate(values.items()):
+    shown = np.isfinite(metric)
+    offset = (m - (len(values) - 1) / 2) * width
+    ax.bar(positions[shown] + offset, metric[shown], width, label=name)
+  ax.set_xticks(positions)
+  if tick_labels:
+    ax.set_xticklabels([f"{n} (n={int(c) if np.isfinite(c) else '?'})"
+                        for n, c in zip(category_names, counts.astype(np.float64))],
+                       rotation=45, ha="right")
+  else:
+    ax.set_xticklabels([])
+  ax.set_ylim(0.0, 1.05)
+  ax.grid(axis="y", alpha=0.3)
+  if values:
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+
+
 def per_category_bars(path: str, category_names: list[str],
                       per_category: dict[str, np.ndarray], counts: np.ndarray,
                       title: str) -> None:
@@ -52,36 +94,50 @@ def per_category_bars(path: str, category_names: list[str],
     ValueError: if an array does not have one entry per category.
   """
   num_categories = len(category_names)
-  counts = np.asarray(counts).reshape(-1)
-  if counts.shape != (num_categories,):
-    raise ValueError(f"{path}: counts has shape {counts.shape}, expected "
-                     f"[{num_categories}] (one per category name)")
-  values = {}
-  for name, metric in per_category.items():
-    metric = np.asarray(metric, dtype=np.float64).reshape(-1)
-    if metric.shape != (num_categories,):
-      raise ValueError(f"{path}: per_category[{name!r}] has shape {metric.shape}, "
-                       f"expected [{num_categories}] (one per category name)")
-    values[name] = metric
-
+  counts = _checked_counts(path, counts, num_categories)
+  values = _checked_per_category(path, "per_category", per_category, num_categories)
   fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * num_categories + 2.0), 4.8))
   try:
-    positions = np.arange(num_categories)
-    width = 0.8 / max(1, len(values))
-    for m, (name, metric) in enumerate(values.items()):
-      shown = np.isfinite(metric)
-      offset = (m - (len(values) - 1) / 2) * width
-      ax.bar(positions[shown] + offset, metric[shown], width, label=name)
-    ax.set_xticks(positions)
-    ax.set_xticklabels([f"{n} (n={int(c) if np.isfinite(c) else '?'})"
-                        for n, c in zip(category_names, counts.astype(np.float64))],
-                       rotation=45, ha="right")
-    ax.set_ylim(0.0, 1.05)
+    _draw_bars(ax, category_names, values, counts, tick_labels=True)
     ax.set_ylabel("fraction of queries (MRR: mean 1/rank)")
-    ax.grid(axis="y", alpha=0.3)
-    if values:
-      ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_title(title)
+    _save_atomically(fig, path)
+  finally:
+    plt.close(fig)
+
+
+def per_category_panels(path: str, category_names: list[str],
+                        panels: dict[str, dict[str, np.ndarray]], counts: np.ndarray,
+                        title: str) -> None:
+  """One panel per metric, stacked; in each, one bar group per category, one bar per method.
+
+  Args:
+    path: output PNG path.
+    category_names: `[num_categories]` names of categories 1..K.
+    panels: metric name -> method name -> `[num_categories]` values in 0..1, e.g.
+      {"Top-10%": {"cst": ..., "query_mean": ...}, "MRR": {...}}; NaN is left empty.
+    counts: `[num_categories]` query counts, shown in the bottom tick labels.
+    title: figure title.
+
+  Raises:
+    ValueError: if an array does not have one entry per category, or no panel is given.
+  """
+  num_categories = len(category_names)
+  counts = _checked_counts(path, counts, num_categories)
+  if not panels:
+    raise ValueError(f"{path}: no metric panels to draw")
+  checked = {metric: _checked_per_category(path, f"panels[{metric!r}]", methods,
+                                           num_categories)
+             for metric, methods in panels.items()}
+  width = max(6.0, 1.2 * num_categories + 2.0)
+  fig, axes = plt.subplots(len(checked), 1, figsize=(width, 2.6 * len(checked) + 1.2),
+                           squeeze=False)
+  try:
+    for row, (metric, values) in enumerate(checked.items()):
+      ax = axes[row, 0]
+      _draw_bars(ax, category_names, values, counts, tick_labels=row == len(checked) - 1)
+      ax.set_ylabel(metric)
+    axes[0, 0].set_title(title)
     _save_atomically(fig, path)
   finally:
     plt.close(fig)

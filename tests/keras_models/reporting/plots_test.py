@@ -75,6 +75,29 @@ def test_per_category_bars_bad_shape_keeps_existing_file(tmp_path):
   assert os.listdir(tmp_path) == ["per_category.png"]
 
 
+def test_per_category_panels_draws_every_method_in_every_panel(tmp_path, closed_figures):
+  path = tmp_path / "per_category.png"
+  model = _per_category()
+  baseline = {name: values / 2 for name, values in model.items()}
+  panels = {metric: {"cst": model[metric], "query_mean": baseline[metric]}
+            for metric in ("Top-10%", "MRR")}
+  plots.per_category_panels(str(path), NAMES, panels, np.array([31, 4, 0]), "all methods")
+  _check_png(path)
+  (fig,) = closed_figures
+  assert len(fig.axes) == 2
+  assert "all methods" in _texts(fig)
+  assert {"sofa (n=31)", "chair (n=4)"} <= set(_texts(fig))
+  assert [ax.get_ylabel() for ax in fig.axes] == ["Top-10%", "MRR"]
+  for ax, metric in zip(fig.axes, ("Top-10%", "MRR")):
+    heights = sorted(p.get_height() for p in ax.patches)
+    expected = [v for v in np.concatenate([model[metric], baseline[metric]]) if np.isfinite(v)]
+    np.testing.assert_allclose(heights, sorted(expected))
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["cst", "query_mean"]
+  with pytest.raises(ValueError, match=r"panels\['MRR'\]\['cst'\] has shape"):
+    plots.per_category_panels(str(path), NAMES, {"MRR": {"cst": np.zeros(2)}},
+                              np.array([31, 4, 0]), "t")
+
+
 def test_failed_save_removes_temp_and_keeps_existing_file(tmp_path, monkeypatch):
   path = tmp_path / "per_category.png"
   path.write_bytes(b"previous figure")
