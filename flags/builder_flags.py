@@ -28,8 +28,9 @@ L2_NORMALIZE = flags.DEFINE_bool("l2_normalize", True, "L2-normalise item featur
 MIN_SET_SIZE = flags.DEFINE_integer("min_set_size", 2, "Skip (and count) smaller sets.")
 ENCODER = flags.DEFINE_string("encoder", "", "deepfurniture/iqon3000: image encoder when no "
                               "--features: clip | keras:<model.keras>.")
-ENCODER_PATH = flags.DEFINE_string("encoder_path", "", "Encoder weights, e.g. a local "
-                                   "keras-hub CLIP preset folder.")
+ENCODER_PATH = flags.DEFINE_string("encoder_path", "", "Encoder weights for --encoder=clip: "
+                                   "a local keras-hub CLIP preset folder, or a transformers "
+                                   "CLIP checkpoint folder (config.json + model.safetensors).")
 ENCODER_BATCH_SIZE = flags.DEFINE_integer("encoder_batch_size", 32,
                                           "Images per encoder batch.")
 SKIP_BAD_IMAGES = flags.DEFINE_bool("skip_bad_images", False, "Drop (and count) unreadable "

@@ -2,6 +2,7 @@
 
 Encoders, chosen by a spec string:
   "clip"                  CLIP image embeddings from a local keras-hub preset directory
+                          or transformers-format checkpoint
                           (`path`, from --encoder_path); see `clip`.
   "keras:<path.keras>"    any saved Keras image model; see `keras_model`.
 

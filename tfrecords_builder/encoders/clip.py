@@ -1,6 +1,11 @@
-"""`--encoder=clip`: CLIP image embeddings from a local keras-hub preset directory.
+"""`--encoder=clip`: CLIP image embeddings from a local keras-hub preset or HF checkpoint.
 
-The directory is a keras-hub preset of a `keras_hub.models.CLIPBackbone`, as written by
+`--encoder_path` is either a transformers-format checkpoint (`config.json` with
+`model_type` "clip" + `model.safetensors`, as `CLIPModel.save_pretrained` writes it; see
+`hf_clip`, which matches `get_image_features` and `CLIPImageProcessor`), or a keras-hub
+preset, described below. keras-cv's CLIP and its presets moved to keras-hub.
+
+The keras-hub directory is a preset of a `keras_hub.models.CLIPBackbone`, as written by
 `backbone.save_to_preset(dir)`. It must hold:
   config.json        the serialized CLIPBackbone (vision and text encoder configs),
   model.weights.h5   its weights (or model.weights.json and its shards, for big models),
@@ -17,7 +22,8 @@ L2-normalises it. Images are preprocessed as CLIP at the backbone's own image si
 for ViT-B/16 and B/32), see `images`. The text encoder is loaded with the preset but
 never run.
 
-Needs keras-hub: `pip install 'setretrieval[encoders]'`.
+Needs keras-hub (and safetensors for a transformers checkpoint):
+`pip install 'setretrieval[encoders]'`.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import os
 
 import keras
 
+from tfrecords_builder.encoders import hf_clip
 from tfrecords_builder.encoders import images
 from tfrecords_builder.encoders import keras_model
 
@@ -48,10 +55,14 @@ def check(preset_dir: str) -> None:
                      "download the preset elsewhere and copy the directory here")
   if not os.path.isdir(preset_dir):
     raise FileNotFoundError(f"{preset_dir}: CLIP preset directory not found")
+  if hf_clip.read_config(preset_dir) is not None:
+    hf_clip.check(preset_dir)
+    return
   if not os.path.isfile(os.path.join(preset_dir, CONFIG_FILE)):
     raise FileNotFoundError(
         f"{os.path.join(preset_dir, CONFIG_FILE)}: not found; a CLIP preset directory "
-        f"holds {CONFIG_FILE} and {WEIGHTS_FILES[0]} written by save_to_preset")
+        f"holds {CONFIG_FILE} and {WEIGHTS_FILES[0]} written by save_to_preset, or "
+        f"{CONFIG_FILE} and {hf_clip.WEIGHTS_FILE} written by transformers' save_pretrained")
   if not any(os.path.isfile(os.path.join(preset_dir, name)) for name in WEIGHTS_FILES):
     raise FileNotFoundError(
         f"{preset_dir}: no weights ({' or '.join(WEIGHTS_FILES)}) in the CLIP preset "
@@ -80,6 +91,8 @@ def load_backbone(preset_dir: str):
 
 def load(preset_dir: str) -> keras_model.KerasImageEncoder:
   """Loads the preset and wraps its image tower: [batch, size, size, 3] -> [batch, dim]."""
+  if hf_clip.read_config(preset_dir) is not None:
+    return hf_clip.load(preset_dir)
   backbone = load_backbone(preset_dir)
   image_input = keras.Input(shape=tuple(backbone.vision_encoder.image_shape), name="images")
   image_tower = keras.Model(image_input, backbone.get_vision_embeddings(image_input),
