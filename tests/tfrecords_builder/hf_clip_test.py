@@ -234,3 +234,30 @@ def test_config_written_by_transformers(photos, checkpoint, tmp_path):
   ours, _ = encoders.encode_images(photos, "clip", folder)
   theirs, _ = encoders.encode_images(photos, "clip", str(tmp_path))
   np.testing.assert_array_equal(theirs, ours)
+
+
+def test_sharded_vision_model_with_projection(photos, checkpoint, tmp_path):
+  """`CLIPVisionModelWithProjection` layout: flat config, weights in two indexed shards."""
+  folder, weights = checkpoint
+  vision = {k: v for k, v in weights.items() if k.startswith(("vision_model.", "visual_"))}
+  config = {"model_type": "clip_vision_model", "projection_dim": PROJECTION,
+            "hidden_size": WIDTH, "intermediate_size": MLP, "image_size": SIZE,
+            "patch_size": PATCH, "num_hidden_layers": LAYERS, "num_attention_heads": HEADS}
+  (tmp_path / "config.json").write_text(json.dumps(config))
+  names = sorted(vision)
+  weight_map = {}
+  for index, part in enumerate((names[:len(names) // 2], names[len(names) // 2:])):
+    shard = f"model-0000{index + 1}-of-00002.safetensors"
+    safetensors.numpy.save_file({k: vision[k] for k in part}, str(tmp_path / shard))
+    weight_map.update({k: shard for k in part})
+  (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+  ours, _ = encoders.encode_images(photos, "clip", folder)
+  theirs, _ = encoders.encode_images(photos, "clip", str(tmp_path))
+  np.testing.assert_array_equal(theirs, ours)
+
+
+def test_unsupported_activation_is_named(checkpoint, tmp_path):
+  folder = write_checkpoint(tmp_path / "relu", checkpoint[1], hidden_act="relu")
+  with pytest.raises(ValueError, match=r"config.json: hidden_act 'relu' not supported; "
+                     "known: quick_gelu, gelu"):
+    encoders.load_encoder("clip", folder)
