@@ -15,7 +15,8 @@ geometry) and centre_c the train category centres (`category_centers.npy`):
   over the train sets' (query mean, normalised target item) pairs of category c, taken
   from the fixed evaluation halves of each train set (`--eval_split_seed`). lambda is
   the grid value with the best val Top-10 % micro (ties: the larger lambda). Solved by a
-  thin SVD of the centred inputs, an [n, D] matrix with n or D small. A category with no
+  thin SVD of the centred inputs (an [n, D] matrix; via the smaller Gram matrix), so
+  every lambda of the grid reuses one factorisation. A category with no
   train pair predicts q itself.
 
 Every prediction is L2-normalised before ranking (cosine ranking ignores its scale).
@@ -72,6 +73,30 @@ class _CategoryFit:
   projected_targets: np.ndarray  # [r, D], U^T (Y - ybar)
 
 
+def _thin_svd_fit(inputs: np.ndarray, targets: np.ndarray, input_mean: np.ndarray,
+                  target_mean: np.ndarray) -> _CategoryFit:
+  """Thin SVD of centred `inputs` [n, D] from the eigenvectors of the smaller Gram matrix.
+
+  LAPACK's SVD of an [n, D] matrix was 8x slower here than `eigh` of its [min(n, D)]^2
+  Gram matrix. Directions with s^2 <= 1e-12 max s^2 (the centring's null space and
+  rounding) are dropped.
+  """
+  if len(inputs) <= inputs.shape[1]:
+    eigenvalues, u = np.linalg.eigh(inputs @ inputs.T)
+  else:
+    eigenvalues, v = np.linalg.eigh(inputs.T @ inputs)
+  keep = eigenvalues > 1e-12 * max(float(eigenvalues.max(initial=0.0)), 1e-300)
+  singular_values = np.sqrt(eigenvalues[keep])
+  if len(inputs) <= inputs.shape[1]:
+    u = u[:, keep]
+    vt = (u.T @ inputs) / singular_values[:, np.newaxis]
+    projected = u.T @ targets
+  else:
+    vt = v[:, keep].T
+    projected = (vt @ (inputs.T @ targets)) / singular_values[:, np.newaxis]
+  return _CategoryFit(input_mean, target_mean, vt, singular_values, projected)
+
+
 class Ridge:
   """Per-category centred ridge regression from inputs [n, D] to targets [n, D]."""
 
@@ -83,10 +108,8 @@ class Ridge:
     for category in np.unique(categories):
       rows = categories == category
       x_mean, y_mean = inputs[rows].mean(axis=0), targets[rows].mean(axis=0)
-      u, s, vt = np.linalg.svd(inputs[rows] - x_mean, full_matrices=False)
-      keep = s > 1e-10 * max(float(s[0]) if len(s) else 0.0, 1e-300)
-      self.fits[int(category)] = _CategoryFit(
-          x_mean, y_mean, vt[keep], s[keep], u[:, keep].T @ (targets[rows] - y_mean))
+      self.fits[int(category)] = _thin_svd_fit(inputs[rows] - x_mean, targets[rows] - y_mean,
+                                               x_mean, y_mean)
 
   def predict(self, inputs: np.ndarray, categories: np.ndarray, lam: float) -> np.ndarray:
     """[m, D] ybar_c + (x - xbar_c) W_c, W_c = Vt^T diag(s / (s^2 + lam)) U^T (Y - ybar).

@@ -56,7 +56,7 @@ def _checked_counts(path: str, counts: np.ndarray, num_categories: int) -> np.nd
 
 
 def _draw_bars(ax, category_names: list[str], values: dict[str, np.ndarray],
-               counts: np.ndarray, tick_labels: bool) -> None:
+               counts: np.ndarray, tick_labels: bool, legend: bool = True) -> None:
   """One group of bars per category, one bar per entry of `values`; NaN left empty."""
   positions = np.arange(len(category_names))
   width = 0.8 / max(1, len(values))
@@ -73,7 +73,7 @@ def _draw_bars(ax, category_names: list[str], values: dict[str, np.ndarray],
     ax.set_xticklabels([])
   ax.set_ylim(0.0, 1.05)
   ax.grid(axis="y", alpha=0.3)
-  if values:
+  if values and legend:
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
 
 
@@ -135,7 +135,8 @@ def per_category_panels(path: str, category_names: list[str],
   try:
     for row, (metric, values) in enumerate(checked.items()):
       ax = axes[row, 0]
-      _draw_bars(ax, category_names, values, counts, tick_labels=row == len(checked) - 1)
+      _draw_bars(ax, category_names, values, counts, tick_labels=row == len(checked) - 1,
+                 legend=row == 0)
       ax.set_ylabel(metric)
     axes[0, 0].set_title(title)
     _save_atomically(fig, path)

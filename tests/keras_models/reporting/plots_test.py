@@ -92,7 +92,9 @@ def test_per_category_panels_draws_every_method_in_every_panel(tmp_path, closed_
     heights = sorted(p.get_height() for p in ax.patches)
     expected = [v for v in np.concatenate([model[metric], baseline[metric]]) if np.isfinite(v)]
     np.testing.assert_allclose(heights, sorted(expected))
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["cst", "query_mean"]
+  # One legend, on the top panel, names the methods.
+  assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["cst", "query_mean"]
+  assert fig.axes[1].get_legend() is None
   with pytest.raises(ValueError, match=r"panels\['MRR'\]\['cst'\] has shape"):
     plots.per_category_panels(str(path), NAMES, {"MRR": {"cst": np.zeros(2)}},
                               np.array([31, 4, 0]), "t")
