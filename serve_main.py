@@ -4,6 +4,8 @@
   python serve_main.py --flagfile=experiments/serve/demo.flags --port=8000
   curl -s localhost:8000/v1/complete -H 'Content-Type: application/json' \
       -d '{"items": [{"item_id": "..."}], "categories": ["cat03"], "k": 5}'
+  python serve_main.py --flagfile=experiments/serve/demo.flags \
+      --saved_model=runs/demo/cst/export/1        # from an export_main.py SavedModel
 
 Endpoints: POST /v1/complete, GET /v1/info, GET /healthz (see README, "Search service").
 """

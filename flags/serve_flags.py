@@ -24,6 +24,10 @@ REQUEST_TIMEOUT_S = flags.DEFINE_float("request_timeout_s", _SERVE.request_timeo
 MAX_CONCURRENT = flags.DEFINE_integer("max_concurrent", _SERVE.max_concurrent,
                                       "Requests computed at the same time.")
 
+SAVED_MODEL = flags.DEFINE_string("saved_model", _SERVE.saved_model,
+                                  "Serve from this SavedModel version folder (export_main.py) "
+                                  "instead of the weights and the index folder.")
+
 
 def serve_config_from_flags() -> configs.ServeConfig:
   """Converts the parsed flags into a validated ServeConfig."""
@@ -33,6 +37,7 @@ def serve_config_from_flags() -> configs.ServeConfig:
       index_dir=index_flags.index_dir(), model=common_flags.model_config_from_flags(),
       weights=eval_flags.WEIGHTS.value, host=HOST.value, port=PORT.value,
       max_body_bytes=MAX_BODY_BYTES.value, max_items=MAX_ITEMS.value, max_k=MAX_K.value,
-      request_timeout_s=REQUEST_TIMEOUT_S.value, max_concurrent=MAX_CONCURRENT.value)
+      request_timeout_s=REQUEST_TIMEOUT_S.value, max_concurrent=MAX_CONCURRENT.value,
+      saved_model=SAVED_MODEL.value)
   config.validate()
   return config

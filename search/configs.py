@@ -105,6 +105,8 @@ class ServeConfig:
     request_timeout_s: A request that waits longer for a free worker gets 503, one whose
       model and index work takes longer gets 504.
     max_concurrent: Requests computed at the same time; the others wait.
+    saved_model: Optional SavedModel version folder written by export_main.py; when set,
+      the encoder and the gallery search come from it (index_dir and weights unused).
   """
 
   data_dir: str
@@ -119,6 +121,7 @@ class ServeConfig:
   max_k: int = 100
   request_timeout_s: float = 10.0
   max_concurrent: int = 2
+  saved_model: str = ""
 
   def validate(self) -> None:
     self.model.validate()
@@ -132,3 +135,56 @@ class ServeConfig:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
     if self.request_timeout_s <= 0:
       raise ValueError(f"request_timeout_s must be > 0, got {self.request_timeout_s}")
+
+
+def next_export_dir(model_dir: str) -> str:
+  """<model_dir>/export/<1 + the highest numbered version there>, as TF Serving numbers."""
+  base = os.path.join(model_dir, "export")
+  versions = [int(n) for n in os.listdir(base) if n.isdigit()] if os.path.isdir(base) else []
+  return os.path.join(base, str(max(versions, default=0) + 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+  """One SavedModel export: the trained encoder plus a gallery (as index builds choose it).
+
+  Attributes:
+    data_dir: Shards folder of the model's data (feature dim, categories, item tables).
+    model_dir: Trained model folder.
+    export_dir: The version folder written, e.g. <model_dir>/export/3 (built under a
+      temporary name, then renamed into place, so TF Serving never sees half an export).
+    model: Architecture of the trained encoder.
+    weights: Encoder weights; default <model_dir>/best.weights.h5.
+    split: Gallery items, as IndexConfig.split.
+    features: Optional generic features.npz, as IndexConfig.features.
+    chunk_size: Gallery rows scored per step of the in-graph search.
+    max_k: Largest k the exported functions accept.
+    overwrite: Replace an existing export_dir.
+  """
+
+  data_dir: str
+  model_dir: str
+  export_dir: str
+  model: model_configs.ModelConfig = model_configs.ModelConfig()
+  weights: str = ""
+  split: str = "all"
+  features: str = ""
+  chunk_size: int = 16384
+  max_k: int = 1000
+  overwrite: bool = False
+
+  def gallery_config(self) -> IndexConfig:
+    """The gallery choice as gallery.load_gallery reads it."""
+    return IndexConfig(data_dir=self.data_dir, output_dir=self.export_dir, split=self.split,
+                       features=self.features, model_dir=self.model_dir)
+
+  def validate(self) -> None:
+    self.model.validate()
+    for name in ("data_dir", "model_dir", "export_dir"):
+      if not getattr(self, name):
+        raise ValueError(f"{name} is required")
+    if self.split not in GALLERY_SPLITS:
+      raise ValueError(f"split must be one of {GALLERY_SPLITS}, got '{self.split}'")
+    for name in ("chunk_size", "max_k"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

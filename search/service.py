@@ -31,6 +31,7 @@ from search import completion
 from search import configs
 from search import index as index_lib
 from search import query_encoder
+from search import saved_model_backend
 
 
 def error_response(status: int, field: str | None, message: str) -> responses.JSONResponse:
@@ -179,6 +180,10 @@ def create_app(completer: completion.Completer, config: configs.ServeConfig,
 def build_app(config: configs.ServeConfig) -> fastapi.FastAPI:
   """Loads model, data manifest and index of `config`, warms them up, returns the app."""
   config.validate()
+  if config.saved_model:
+    completer, info = saved_model_backend.completer_and_info(config)
+    logging.info("serving the SavedModel %s", config.saved_model)
+    return create_app(completer, config, info)
   manifest = data_files.load_manifest(config.data_dir)
   index = index_lib.SearchIndex(config.index_dir)
   index_lib.check_against_data(f"{config.index_dir}/{index_lib.INDEX_MANIFEST}", index,
