@@ -131,7 +131,13 @@ class RetrievalModule(tf.Module):
     with tf.control_dependencies([real]):
       return {"predictions": self._encode(item_features, item_categories, mask)}
 
-  def _search(self, queries, categories, k, exclude_rows):
+  # Signatures call these shared functions, so the encoder and the search graph are
+  # traced, saved and loaded once, not once per signature.
+  @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32),
+                                tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32),
+                                tf.TensorSpec([None], tf.int64)], autograph=False)
+  def ranked(self, queries, categories, k, exclude_rows):
+    """Unchecked top-k (inputs already checked by the caller); see in_graph_search."""
     scores, rows = in_graph_search.category_top_k(
         self.gallery_features.value(), self.category_offsets, queries, categories, k,
         exclude_rows, self.chunk_size)
@@ -147,10 +153,13 @@ class RetrievalModule(tf.Module):
         tf.equal(tf.shape(categories)[0], tf.shape(queries)[0]),
         "categories must be [m] like queries [m, D]")]):
       categories = self._checked_categories(categories, "categories")
-    return self._search(queries, categories, self._checked_k(k),
-                        tf.zeros([0], tf.int64))
+    return self.ranked(queries, categories, self._checked_k(k), tf.zeros([0], tf.int64))
 
-  def _complete(self, item_features, item_categories, mask, item_ids, categories, k):
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32),
+      tf.TensorSpec([None], tf.bool), tf.TensorSpec([None], tf.string),
+      tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32)], autograph=False)
+  def complete(self, item_features, item_categories, mask, item_ids, categories, k):
     item_features = self._checked_dim(item_features, "item_features")
     count = tf.shape(item_features)[0]
     shapes_agree = tf.reduce_all(tf.equal(tf.stack([
@@ -162,22 +171,12 @@ class RetrievalModule(tf.Module):
         _check(tf.reduce_any(mask), "mask: the set needs at least one real item"),
         _check(tf.reduce_all(tf.math.is_finite(norms) & (norms > 0)),
                "item_features: real items need finite values and a non-zero norm")]):
-      real = self._checked_categories(tf.boolean_mask(item_categories, mask),
-                                      "item_categories (where mask)")
-    categories, k = self._checked_categories(categories, "categories"), self._checked_k(k)
-    with tf.control_dependencies([real]):
       unit = tf.math.l2_normalize(item_features, axis=-1)
-    predicted = self._encode(unit[tf.newaxis], item_categories[tf.newaxis], mask[tf.newaxis])
-    queries = tf.gather(predicted[0], categories - 1)
-    exclude = self.row_of_item.lookup(tf.boolean_mask(item_ids, mask))
-    return self._search(queries, categories, k, exclude)
-
-  @tf.function(input_signature=[
-      tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32),
-      tf.TensorSpec([None], tf.bool), tf.TensorSpec([None], tf.string),
-      tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32)], autograph=False)
-  def complete(self, item_features, item_categories, mask, item_ids, categories, k):
-    return self._complete(item_features, item_categories, mask, item_ids, categories, k)
+    categories, k = self._checked_categories(categories, "categories"), self._checked_k(k)
+    predicted = self.predict(unit[tf.newaxis], item_categories[tf.newaxis],
+                             mask[tf.newaxis])["predictions"]
+    exclude = tf.reshape(self.row_of_item.lookup(tf.boolean_mask(item_ids, mask)), [-1])
+    return self.ranked(tf.gather(predicted[0], categories - 1), categories, k, exclude)
 
   @tf.function(input_signature=[
       tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.string),
@@ -188,8 +187,8 @@ class RetrievalModule(tf.Module):
     item_categories = tf.where(
         mask, self._category_ids(tf.where(mask, item_category_names, self.category_names[0]),
                                  "item_category_names (where mask)"), 0)
-    return self._complete(item_features, item_categories, mask, item_ids,
-                          self._category_ids(category_names, "category_names"), k)
+    return self.complete(item_features, item_categories, mask, item_ids,
+                         self._category_ids(category_names, "category_names"), k)
 
   @tf.function(input_signature=[], autograph=False)
   def metadata(self):
