@@ -5,9 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= runs/demo
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test install clean-demo serve
+.PHONY: demo test install clean-demo serve browser-deps
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +18,8 @@ install: $(VENV)/.installed
 
 # Synthetic data -> shards -> train CST -> evaluate on test -> print the table.
 demo: $(VENV)/.installed
-	$(BIN)/python -m tfrecords_builder --flagfile=experiments/build/synthetic.flags \
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m tfrecords_builder \
+	    --flagfile=experiments/build/synthetic.flags \
 	    --output_dir=$(DEMO_DIR)/synthetic --overwrite
 	$(BIN)/python train_main.py --flagfile=experiments/synthetic/cst.flags \
 	    --data_dir=$(DEMO_DIR)/synthetic --model_dir=$(DEMO_DIR)/cst --verbose=2
@@ -44,6 +44,13 @@ serve: $(VENV)/.installed $(DEMO_DIR)/cst/index/$(BACKEND)/index_manifest.json
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
+
+# Headless Chromium and its driver for tests/search/browser_test.py (Debian packages; needs
+# root). Does nothing when both are installed; without them that test is skipped.
+browser-deps:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; else \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	        --no-install-recommends chromium chromium-driver; fi
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

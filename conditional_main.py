@@ -15,6 +15,7 @@ from __future__ import annotations
 from absl import app
 
 from flags import conditional_flags
+from flags import entry_flags
 from keras_models.conditional import search_run
 
 
@@ -28,4 +29,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  entry_flags.run(main)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from absl import app
 
-from flags import common_flags
+from flags import entry_flags
 from flags import eval_flags
 # Experiment flagfiles hold training flags too; defining them lets one file drive both.
 from flags import train_flags  # pylint: disable=unused-import
@@ -29,4 +29,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=common_flags.parse_flags)
+  entry_flags.run(main)

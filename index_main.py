@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from absl import app
 
+from flags import entry_flags
 from flags import index_flags
 # Experiment flagfiles hold training flags too; defining them lets one file drive all.
 from flags import train_flags  # pylint: disable=unused-import
@@ -31,4 +32,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  entry_flags.run(main)

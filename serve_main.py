@@ -16,6 +16,7 @@ from absl import app
 from absl import logging
 import uvicorn
 
+from flags import entry_flags
 from flags import serve_flags
 # Experiment flagfiles hold training flags too; defining them lets one file drive all.
 from flags import train_flags  # pylint: disable=unused-import
@@ -37,4 +38,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  entry_flags.run(main)

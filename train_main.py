@@ -16,6 +16,7 @@ from absl import app
 from absl import flags
 
 from flags import common_flags
+from flags import entry_flags
 from flags import train_flags
 from keras_models import distribution
 from keras_models import training
@@ -49,4 +50,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=common_flags.parse_flags)
+  entry_flags.run(main)

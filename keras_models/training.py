@@ -270,7 +270,8 @@ def run(config: configs.TrainConfig, strategy: tf.distribute.Strategy | None = N
                config.batch_size, replicas, start_step // steps + 1, start_step % steps)
   start = time.time()
   with data_files.shards_named_on_data_loss(manifest, ("train", "val")):
-    trainer.fit(train_dataset, epochs=config.epochs, initial_epoch=start_step // steps,
+    trainer.fit(input_pipeline.distribute(strategy, train_dataset), epochs=config.epochs,
+                initial_epoch=start_step // steps,
                 steps_per_epoch=steps, verbose=config.verbose, shuffle=False,
                 callbacks=resume.wrap_callbacks(checkpointer, chain, start_step, steps,
                                                 config.checkpoint_every_steps))

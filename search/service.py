@@ -1,5 +1,7 @@
 """The HTTP JSON query service (FastAPI): POST /v1/complete, GET /v1/info, GET /healthz.
 
+`build_app` also adds the browser page at / and its routes (`search/page.py`).
+
 Every error is `{"error": {"status", "field", "message"}}` with a 4xx status naming the
 request field; nothing a client sends can crash the process (an unexpected exception is
 logged and answered with 500). Bounds: body size (413, by Content-Length and as streamed),
@@ -30,6 +32,7 @@ from keras_models import data_files
 from search import completion
 from search import configs
 from search import index as index_lib
+from search import page
 from search import query_encoder
 from search import saved_model_backend
 
@@ -211,4 +214,6 @@ def build_app(config: configs.ServeConfig) -> fastapi.FastAPI:
                  "max_concurrent": config.max_concurrent}}
   logging.info("serving %s (%s) with a %s index of %d items", config.model_dir,
                manifest.data_label(), index.backend, len(index.item_ids))
-  return create_app(completer, config, info)
+  app = create_app(completer, config, info)
+  page.add_routes(app, page.PageData(manifest, config.model_dir))
+  return app

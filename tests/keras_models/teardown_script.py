@@ -1,0 +1,99 @@
+"""Short trainings and stream deletions on 1 and 2 logical CPUs; prints the gaps as JSON.
+
+Run as a subprocess by teardown_test.py (logical devices must be configured before
+TensorFlow initialises):
+  python tests/keras_models/teardown_script.py DATA_DIR MODEL_ROOT STREAM_SECONDS RUNS
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import tensorflow as tf
+
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0],
+    [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from keras_models import callbacks  # pylint: disable=wrong-import-position
+from keras_models import configs  # pylint: disable=wrong-import-position
+from keras_models import data_files  # pylint: disable=wrong-import-position
+from keras_models import input_pipeline  # pylint: disable=wrong-import-position
+from keras_models import training  # pylint: disable=wrong-import-position
+
+DEVICES = {1: ["/cpu:0"], 2: ["/cpu:0", "/cpu:1"]}
+
+
+def replica_rows_match(manifest) -> bool:
+  """Each of 2 replicas gets its contiguous half of every global batch, in order."""
+  stream = input_pipeline.training_stream(manifest, 8, seed=3, shuffle_buffer=64)
+  whole = next(iter(stream))
+  strategy = tf.distribute.MirroredStrategy(DEVICES[2])
+  parts = next(iter(input_pipeline.distribute(strategy, stream)))
+  for key, value in whole.items():
+    halves = [t.numpy() for t in strategy.experimental_local_results(parts[key])]
+    if not np.array_equal(np.concatenate(halves), value.numpy()):
+      return False
+  return True
+
+
+def deletion_seconds(manifest, seconds: float) -> float:
+  """Reads the distributed stream for `seconds`, then deletes it; returns the deletion time.
+
+  An autotune thread would start with the first batch and sleep 10 ms, 20 ms, ... 5.12 s
+  between optimizations (ending at 10 ms, 30 ms, ... 5.11 s, 10.23 s), so deleting just
+  after 5.11 s could wait about 5 s for it.
+  """
+  strategy = tf.distribute.MirroredStrategy(DEVICES[1])
+  stream = input_pipeline.training_stream(manifest, 8, seed=0, shuffle_buffer=64)
+  iterator = iter(input_pipeline.distribute(strategy, stream))
+  next(iterator)
+  start = time.perf_counter()
+  while time.perf_counter() - start < seconds:
+    next(iterator)
+  start = time.perf_counter()
+  del iterator
+  return time.perf_counter() - start
+
+
+def training_gaps(data_dir: str, model_root: str, runs: int) -> list[float]:
+  """Seconds from the last epoch's validation to `training.run` returning, per run."""
+  last_epoch = {}
+  validate = callbacks.RetrievalValidation.on_epoch_end
+
+  def timed(self, epoch, logs=None):
+    validate(self, epoch, logs)
+    last_epoch["end"] = time.perf_counter()
+
+  callbacks.RetrievalValidation.on_epoch_end = timed
+  gaps = []
+  for run in range(runs):
+    replicas = 1 + run % 2
+    config = configs.TrainConfig(
+        data_dir=data_dir, model_dir=os.path.join(model_root, str(run)), epochs=2,
+        steps_per_epoch=4, batch_size=8, shuffle_buffer=64, verbose=0, seed=run,
+        model=configs.ModelConfig(hidden_dim=16, num_layers=1, num_heads=2))
+    training.run(config, strategy=tf.distribute.MirroredStrategy(DEVICES[replicas]))
+    gaps.append(round(time.perf_counter() - last_epoch["end"], 3))
+  return gaps
+
+
+def main() -> None:
+  data_dir, model_root = sys.argv[1], sys.argv[2]
+  manifest = data_files.load_manifest(data_dir)
+  print(json.dumps({
+      "replica_rows_match": replica_rows_match(manifest),
+      "autotune": input_pipeline.training_stream(manifest, 8, seed=0).options().autotune.enabled,
+      # Two tries: the lost wake-up hit about half of the deletions before the fix.
+      "deletion_s": [round(deletion_seconds(manifest, float(sys.argv[3])), 3)
+                     for _ in range(2)],
+      "training_gaps_s": training_gaps(data_dir, model_root, int(sys.argv[4]))}))
+
+
+if __name__ == "__main__":
+  main()

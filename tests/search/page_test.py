@@ -1,0 +1,131 @@
+"""The browser page's routes: sets and items against the item tables, checked file paths."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import fastapi
+from fastapi import testclient
+import pytest
+
+from keras_models import data_files
+from search import completion
+from search import configs
+from search import page
+from search import service
+from tests.search import conftest
+
+
+@pytest.fixture(scope="module")
+def client(served_model):
+  app = service.build_app(configs.ServeConfig(
+      data_dir=served_model.data_dir, model_dir=served_model.model_dir,
+      index_dir=served_model.index_dir, model=conftest.MODEL))
+  with testclient.TestClient(app) as test_client:
+    yield test_client
+
+
+def _bare_client(data: page.PageData) -> testclient.TestClient:
+  app = fastapi.FastAPI()
+
+  @app.exception_handler(completion.ApiError)
+  async def api_error(_, error: completion.ApiError):
+    return service.error_response(error.status, error.field, error.message)
+
+  page.add_routes(app, data)
+  return testclient.TestClient(app)
+
+
+def test_page_and_static_files_load_nothing_from_elsewhere(client):
+  html = client.get("/")
+  assert html.status_code == 200 and "text/html" in html.headers["content-type"]
+  assert '<script src="/static/page.js"' in html.text
+  for name in ("page.js", "page.css"):
+    assert client.get(f"/static/{name}").status_code == 200
+  for name in os.listdir(page.STATIC_DIR):
+    with open(os.path.join(page.STATIC_DIR, name), encoding="utf-8") as stream:
+      assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", stream.read()), name
+
+
+def test_sets_and_items_match_the_item_tables(client, served_model):
+  manifest = data_files.load_manifest(served_model.data_dir)
+  table = data_files.load_item_table(manifest, "val")
+  assert client.get("/v1/splits").json() == {"splits": ["test", "train", "val"],
+                                             "images": False}
+  wanted = str(table.set_ids[3])
+  found = client.get("/v1/sets", params={"split": "val", "query": wanted}).json()["set_ids"]
+  assert wanted in found and all(wanted in s for s in found)
+  detail = client.get(f"/v1/sets/val/{wanted}").json()
+  rows = table.set_items[table.set_offsets[3]:table.set_offsets[4]]
+  assert [i["item_id"] for i in detail["items"]] == [str(table.item_ids[r]) for r in rows]
+  assert [i["category"] for i in detail["items"]] == [
+      manifest.categories[table.categories[r] - 1] for r in rows]
+  assert all(i["image_url"] is None for i in detail["items"])
+  drawn = client.get("/v1/sets/random", params={"split": "val"}).json()
+  assert drawn["set_id"] in set(table.set_ids.tolist())
+  ids = [str(table.item_ids[r]) for r in rows[:2]]
+  assert [i["item_id"] for i in client.get(
+      "/v1/items", params={"ids": ",".join(ids)}).json()["items"]] == ids
+
+
+def test_unknown_split_set_and_item_name_the_field(client):
+  answer = client.get("/v1/sets", params={"split": "nope"})
+  assert answer.status_code == 404 and answer.json()["error"]["field"] == "split"
+  answer = client.get("/v1/sets/val/no-such-set")
+  assert answer.status_code == 404 and answer.json()["error"]["field"] == "set_id"
+  answer = client.get("/v1/items", params={"ids": "missing-item"})
+  assert answer.status_code == 404
+  assert answer.json()["error"]["message"] == "unknown item id 'missing-item'"
+
+
+def test_inside_refuses_paths_leaving_the_folder(tmp_path):
+  root = tmp_path / "images"
+  (root / "sub").mkdir(parents=True)
+  (root / "sub" / "a.png").write_bytes(b"png")
+  (tmp_path / "secret.png").write_bytes(b"secret")
+  os.symlink(tmp_path / "secret.png", root / "link.png")
+  assert page.inside(str(root), "sub/a.png") == os.path.realpath(root / "sub" / "a.png")
+  for bad in ("../secret.png", "sub/../../secret.png", str(tmp_path / "secret.png"),
+              "link.png", "sub", "missing.png"):
+    assert page.inside(str(root), bad) is None, bad
+
+
+def test_image_route_serves_only_images_below_the_root(served_model, tmp_path):
+  root = tmp_path / "images"
+  root.mkdir()
+  (root / "a.png").write_bytes(b"\x89PNG fake")
+  (root / "notes.txt").write_text("not an image")
+  (tmp_path / "secret.png").write_bytes(b"secret")
+  data = page.PageData(data_files.load_manifest(served_model.data_dir), str(tmp_path))
+  item_id = next(iter(data.items))
+  data.items[item_id]["image"] = str(root / "a.png")
+  data.image_root = str(root)
+  with _bare_client(data) as bare:
+    url = bare.get("/v1/items", params={"ids": item_id}).json()["items"][0]["image_url"]
+    assert url == "/images/a.png"
+    assert bare.get(url).content == b"\x89PNG fake"
+    for bad in ("/images/%2e%2e/secret.png", "/images/..%2fsecret.png",
+                "/images/%2e%2e%2fsecret.png", "/images/notes.txt", "/images/"):
+      answer = bare.get(bad)
+      assert answer.status_code == 404 and answer.json()["error"]["status"] == 404, bad
+
+
+def test_evaluation_view_lists_what_eval_main_wrote(served_model, tmp_path):
+  folder = tmp_path / "eval" / "test"
+  folder.mkdir(parents=True)
+  (folder / "results_summary.csv").write_text("method,top_10_percent\ncst,0.5\n")
+  (folder / "percentage_table.txt").write_text("table text\n")
+  (folder / "per_category.png").write_bytes(b"png")
+  (tmp_path / "secret.txt").write_text("secret")
+  data = page.PageData(data_files.load_manifest(served_model.data_dir), str(tmp_path))
+  assert data.evaluation() == {"test": {
+      "figures": ["per_category.png"], "table": "table text\n",
+      "summary": [["method", "top_10_percent"], ["cst", "0.5"]]}}
+  with _bare_client(data) as bare:
+    assert bare.get("/v1/evaluation").json()["splits"]["test"]["figures"] == [
+        "per_category.png"]
+    assert bare.get("/eval-files/test/per_category.png").content == b"png"
+    assert bare.get("/eval-files/%2e%2e/secret.txt").status_code == 404
+  empty = page.PageData(data_files.load_manifest(served_model.data_dir), str(tmp_path / "x"))
+  assert empty.evaluation() == {}
