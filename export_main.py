@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from absl import app
 
+from flags import entry_flags
 from flags import export_flags
 # Experiment flagfiles hold training and index flags too; defining them lets one file drive all.
 from flags import train_flags  # pylint: disable=unused-import
@@ -33,4 +34,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  entry_flags.run(main)

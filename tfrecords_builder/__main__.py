@@ -12,6 +12,8 @@ import json
 from absl import app
 from absl import logging
 
+# entry_flags first: it loads TF with its start-up noise filtered (see its docstring).
+from flags import entry_flags  # pylint: disable=g-bad-import-order
 from flags import builder_flags
 from tfrecords_builder import build
 
@@ -28,4 +30,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  entry_flags.run(main)
