@@ -24,6 +24,28 @@ class ApiError(Exception):
     self.status, self.field, self.message = status, field, message
 
 
+def pad_one_set(features: np.ndarray, categories: np.ndarray, max_items: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """One query set as the model's padded batch of one.
+
+  Args:
+    features: `[n, D]` item features, n <= max_items.
+    categories: `[n]` category ids.
+    max_items: padded set length.
+
+  Returns:
+    `[1, max_items, D]` float32 features, `[1, max_items]` int32 ids, `[1, max_items]` mask.
+  """
+  count = len(features)
+  padded = np.zeros([1, max_items, features.shape[1]], np.float32)
+  padded[0, :count] = features
+  ids = np.zeros([1, max_items], np.int32)
+  ids[0, :count] = categories
+  mask = np.zeros([1, max_items], bool)
+  mask[0, :count] = True
+  return padded, ids, mask
+
+
 class SetEncoder(Protocol):
   max_items: int
 

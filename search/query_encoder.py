@@ -14,6 +14,7 @@ import tensorflow as tf
 from keras_models import configs as model_configs
 from keras_models import data_files
 from keras_models import evaluation
+from search import completion
 from search import configs
 
 
@@ -56,12 +57,7 @@ class QueryEncoder:
     if not 1 <= count <= self.max_items or features.shape[1:] != (self.feature_dim,):
       raise ValueError(f"query set of shape {features.shape}: need 1..{self.max_items} rows "
                        f"of dim {self.feature_dim}")
-    padded = np.zeros([1, self.max_items, self.feature_dim], np.float32)
-    padded[0, :count] = features
-    ids = np.zeros([1, self.max_items], np.int32)
-    ids[0, :count] = categories
-    mask = np.zeros([1, self.max_items], bool)
-    mask[0, :count] = True
+    padded, ids, mask = completion.pad_one_set(features, categories, self.max_items)
     return self._predict(padded, ids, mask).numpy()
 
 

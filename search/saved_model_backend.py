@@ -33,13 +33,7 @@ class SavedModelEncoder:
 
   def predict(self, features: np.ndarray, categories: np.ndarray) -> np.ndarray:
     """`[n, D]` features and `[n]` category ids -> `[K, D]` unit predictions."""
-    count = len(features)
-    padded = np.zeros([1, self.max_items, self.feature_dim], np.float32)
-    padded[0, :count] = features
-    ids = np.zeros([1, self.max_items], np.int32)
-    ids[0, :count] = categories
-    mask = np.zeros([1, self.max_items], bool)
-    mask[0, :count] = True
+    padded, ids, mask = completion.pad_one_set(features, categories, self.max_items)
     return self._loaded.predict(padded, ids, mask)["predictions"][0].numpy()
 
 
