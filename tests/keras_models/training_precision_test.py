@@ -51,8 +51,8 @@ def test_mixed_precision_step_keeps_float32_weights_and_losses(policy):
   assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer) == (
       policy == "mixed_float16")
   terms = trainer._loss_terms(batch, training=False)
-  for name, (loss_sum, count, _) in terms.items():
-    assert loss_sum.dtype == tf.float32 and count.dtype == tf.float32, name
+  for name, term in terms.items():
+    assert term.loss_sum.dtype == tf.float32 and term.count.dtype == tf.float32, name
   predictions = trainer(batch)
   assert predictions.dtype == tf.float32
   assert all(np.isfinite(values).all() for values in history.values())
