@@ -78,20 +78,25 @@ def build_encoder(model_config: configs.ModelConfig, manifest: data_files.Manife
 
 
 def negative_table(config: configs.TrainConfig, table: data_files.ItemTable,
-                   is_chief: bool = True, epoch: int = 0) -> np.ndarray:
+                   is_chief: bool = True, epoch: int = 0,
+                   exclude_pairs: np.ndarray | None = None) -> np.ndarray:
   """TPaNeg candidates of every train item for a 0-based epoch.
 
   The nearest pool is fixed (threshold tpaneg_gamma_start) and cached in model_dir by
   the chief, keyed by its inputs. The random pool is drawn anew for every epoch among
   the candidates above that epoch's T_gamma, from (seed, epoch), so a resumed run draws
-  the same table.
+  the same table. `exclude_pairs` (`co_member_pairs` of the table) is computed here
+  when not given; the per-epoch redraw passes it so it is computed once.
   """
   loss = config.loss
+  if exclude_pairs is None:
+    exclude_pairs = negative_table_lib.co_member_pairs(table.set_offsets, table.set_items)
   if loss.tpaneg_pool == "random":
     threshold = float(tpaneg.curriculum_gamma(epoch, loss.tpaneg_gamma_start,
                                               loss.tpaneg_gamma_end,
                                               loss.tpaneg_curriculum_epochs))
-    return _build_negative_table(config, table, threshold, (config.seed, epoch))
+    return _build_negative_table(config, table, threshold, (config.seed, epoch),
+                                 exclude_pairs)
   key = hashlib.sha256(json.dumps([
       "co-members-v2", loss.candidate_neg_num, loss.tpaneg_gamma_start,
       loss.tpaneg_max_similarity, len(table.item_ids),
@@ -100,19 +105,21 @@ def negative_table(config: configs.TrainConfig, table: data_files.ItemTable,
   path = os.path.join(config.model_dir, f"tpaneg_negatives-{key}.npy")
   if os.path.isfile(path):
     return np.load(path)
-  negatives = _build_negative_table(config, table, loss.tpaneg_gamma_start, (0, 0))
+  negatives = _build_negative_table(config, table, loss.tpaneg_gamma_start, (0, 0),
+                                    exclude_pairs)
   if is_chief:
     atomic_io.write_npy(path, negatives.astype(np.int32))
   return negatives
 
 
 def _build_negative_table(config: configs.TrainConfig, table: data_files.ItemTable,
-                          threshold: float, seed: tuple[int, int]) -> np.ndarray:
+                          threshold: float, seed: tuple[int, int],
+                          exclude_pairs: np.ndarray) -> np.ndarray:
   loss = config.loss
   start = time.time()
   negatives = negative_table_lib.build_negative_table(
       table.features, table.categories, loss.candidate_neg_num, threshold,
-      exclude_pairs=negative_table_lib.co_member_pairs(table.set_offsets, table.set_items),
+      exclude_pairs=exclude_pairs,
       max_similarity=loss.tpaneg_max_similarity, pool=loss.tpaneg_pool, seed=seed)
   kept = (negatives >= 0).sum(axis=1)
   logging.info("TPaNeg %s candidates (cos in [%.2f, %.2f]): %d items, %.1f per item on "
@@ -241,8 +248,10 @@ def run(config: configs.TrainConfig, strategy: tf.distribute.Strategy | None = N
         initial = negative_table(config, train_table, is_chief)
       tables = retrieval_trainer.NegativeTables(initial, train_table.features)
       if config.loss.tpaneg_pool == "random":
+        pairs = negative_table_lib.co_member_pairs(train_table.set_offsets,
+                                                   train_table.set_items)
         redraw = (tables.negatives,
-                  lambda epoch: negative_table(config, train_table, is_chief, epoch))
+                  lambda epoch: negative_table(config, train_table, is_chief, epoch, pairs))
     if config.loss.use_bank_negatives:
       static_bank = bank.build_bank(train_table.features, train_table.categories,
                                     manifest.num_categories)

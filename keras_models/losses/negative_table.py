@@ -23,7 +23,6 @@ POOLS = ("nearest", "random")
 @tf.function(input_signature=[
     tf.TensorSpec([None, None], tf.float32),
     tf.TensorSpec([None], tf.int64),
-    tf.TensorSpec([None, None], tf.float32),
     tf.TensorSpec([None], tf.int64),
     tf.TensorSpec([None, None], tf.bool),
     tf.TensorSpec([None, None], tf.float32),
@@ -33,21 +32,20 @@ POOLS = ("nearest", "random")
     tf.TensorSpec([], tf.float32),
     tf.TensorSpec([], tf.int32),
 ])
-def _fold_block(row_features: tf.Tensor, row_ids: tf.Tensor, col_features: tf.Tensor,
+def _fold_block(similarity: tf.Tensor, row_ids: tf.Tensor,
                 col_ids: tf.Tensor, excluded: tf.Tensor, priority: tf.Tensor,
                 best_values: tf.Tensor, best_ids: tf.Tensor, min_similarity: tf.Tensor,
                 max_similarity: tf.Tensor, num_negatives: tf.Tensor
                 ) -> tuple[tf.Tensor, tf.Tensor]:
   """Merges one block of same-category candidates into each row's running top-k.
 
-  Rows `[rows, dim]` and columns `[cols, dim]` are unit vectors of one category,
-  `excluded` and `priority` are `[rows, cols]`; `best_*` are `[rows, <= num_negatives]`.
+  `similarity` (cosines of unit vectors of one category), `excluded` and `priority` are
+  `[rows, cols]`; `best_*` are `[rows, <= num_negatives]`.
   Eligible candidates are ranked by `priority` (the similarity itself for the nearest
   pool, uniform noise for the random pool). Running lists are concatenated before the
   new block and `top_k` prefers the earlier position on ties, so the result equals a
   stable descending sort by priority then index.
   """
-  similarity = tf.matmul(row_features, col_features, transpose_b=True)
   eligible = ((similarity >= min_similarity) & (similarity <= max_similarity)
               & (row_ids[:, None] != col_ids[None, :]) & ~excluded)
   ranked = tf.where(eligible, priority, set_ops.MASKED_LOGIT)
@@ -166,15 +164,16 @@ def build_negative_table(features: np.ndarray | tf.Tensor, categories: np.ndarra
       best_ids = tf.zeros([len(rows), 0], tf.int64)
       for col_start in range(0, len(members), chunk_size):
         cols = members[col_start:col_start + chunk_size]
+        similarity = tf.matmul(unit[rows], unit[cols], transpose_b=True)
         if pool == "nearest":
-          priority = tf.matmul(unit[rows], unit[cols], transpose_b=True)
+          priority = similarity
         else:
           block_seed = tf.random.experimental.stateless_fold_in(
               tf.constant(seed, tf.int64), int(category) * 1_000_003 + row_start * 7919
               + col_start)
           priority = tf.random.stateless_uniform([len(rows), len(cols)], block_seed)
         best_values, best_ids = _fold_block(
-            unit[rows], rows, unit[cols], cols,
+            similarity, rows, cols,
             _excluded_block(local, row_start, len(rows), col_start, len(cols)), priority,
             best_values, best_ids, *bounds, k)
       found = np.where(best_values.numpy() > set_ops.MASKED_LOGIT / 2, best_ids.numpy(), -1)
