@@ -22,7 +22,7 @@ from keras_models import configs
 from keras_models import data_files
 from keras_models import resume
 from keras_models import retrieval_trainer
-from keras_models import training
+from keras_models.models import builder
 from tfrecords_builder import build
 from tfrecords_builder import config as builder_config
 from tfrecords_builder.sources import synthetic
@@ -44,7 +44,7 @@ def main(argv: list[str]) -> None:
     manifest = data_files.load_manifest(data)
     model = configs.ModelConfig(hidden_dim=HIDDEN_DIM.value, num_layers=NUM_LAYERS.value)
     trainer = retrieval_trainer.SetRetrievalTrainer(
-        training.build_encoder(model, manifest), configs.LossConfig())
+        builder.build_encoder(model, manifest), configs.LossConfig())
     trainer.compile(optimizer=keras.optimizers.Adam())
     backup = os.path.join(folder, "backup")
     checkpointer = resume.Checkpointer(backup, trainer, {"bench": True})

@@ -32,7 +32,7 @@ import tensorflow as tf
 from bench import harness
 from keras_models import configs as model_configs
 from keras_models import data_files
-from keras_models import training
+from keras_models.models import builder
 from search import backends
 from search import completion
 from search import configs
@@ -104,7 +104,7 @@ def _measure(num_items: int, dim: int, hidden: int, layers: int) -> list[dict]:
       data_dir="-", source="random", synthetic=True, feature_dim=dim,
       num_categories=NUM_CATEGORIES.value, categories=gallery.category_names,
       max_set_size=2 * MAX_ITEMS, splits={})
-  encoder = training.build_encoder(model_configs.ModelConfig(
+  encoder = builder.build_encoder(model_configs.ModelConfig(
       hidden_dim=hidden, num_layers=layers, num_heads=2, dropout_rate=0.0), manifest)
   rng = np.random.default_rng(1)
   rows = rng.choice(num_items, QUERY_ITEMS.value, replace=False)

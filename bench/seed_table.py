@@ -18,7 +18,7 @@ from absl import app
 from absl import flags
 
 from keras_models import baselines
-from keras_models import report_tables
+from keras_models.reporting import tables
 
 SCOPE = flags.DEFINE_enum("scope", "micro", ["micro", "macro"], "Average over queries or "
                           "categories.")
@@ -48,7 +48,7 @@ def main(argv: list[str]) -> None:
         document["methods"])
   print(f"{documents[0]['data']} / {SPLIT.value}, {SCOPE.value} average, "
         f"{len(by_seed)} seeds (Top-K% in percent)")
-  sys.stdout.write(report_tables.mean_std_table(list(by_seed.values()), scope=SCOPE.value))
+  sys.stdout.write(tables.mean_std_table(list(by_seed.values()), scope=SCOPE.value))
 
 
 if __name__ == "__main__":

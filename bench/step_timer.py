@@ -1,6 +1,6 @@
 """Times the real trainer on fixed shapes: used by train_throughput.py and pipeline.py.
 
-Drives `training.build_encoder`, `SetRetrievalTrainer` and `training.build_optimizer`
+Drives `builder.build_encoder`, `SetRetrievalTrainer` and `training.build_optimizer`
 through `trainer.fit`, by default on one fixed SYNTHETIC batch held in memory, so the
 input pipeline is out of the measurement. Reports median seconds per window of steps
 after a warm-up epoch, sets/s, and achieved FLOP/s (analytic count, bench/flop_count.py)
@@ -23,6 +23,7 @@ from keras_models import distribution
 from keras_models import input_pipeline
 from keras_models import retrieval_trainer
 from keras_models import training
+from keras_models.models import builder
 
 VARIANTS = {"in_batch": (False, False), "cycle": (True, False), "tpaneg": (False, True),
             "integrated": (True, True)}
@@ -126,7 +127,7 @@ def time_variant(variant: str, jit: bool, precision: str, shape: flop_count.Step
   strategy = distribution.make_strategy(config.strategy)
   with strategy.scope():
     tables = negative_tables(batch, shape.candidate_neg_num) if use_tpaneg else None
-    encoder = training.build_encoder(model_config, manifest, None, precision)
+    encoder = builder.build_encoder(model_config, manifest, None, precision)
     trainer = retrieval_trainer.SetRetrievalTrainer(encoder, loss, tables)
     trainer.compile(optimizer=training.build_optimizer(config, window_steps), jit_compile=jit)
 
@@ -179,7 +180,7 @@ def breakdown(shape: flop_count.StepShape, model_config: configs.ModelConfig,
       num_categories=shape.num_categories, categories=(), max_set_size=2 * shape.half_size,
       splits={})
   batch = {k: tf.constant(v) for k, v in synthetic_batch(shape).items() if k != "set_id"}
-  encoder = training.build_encoder(model_config, manifest)
+  encoder = builder.build_encoder(model_config, manifest)
   trainer = retrieval_trainer.SetRetrievalTrainer(encoder, configs.LossConfig())
   trainer.compile(optimizer=training.build_optimizer(config, 1))
   halves = [input_pipeline.model_inputs(batch, p) for p in ("query", "target")]

@@ -18,11 +18,11 @@ from keras_models import baselines
 from keras_models import configs
 from keras_models import data_files
 from keras_models import evaluator as evaluator_lib
-from keras_models import report_figures
-from keras_models import report_tables
-from keras_models import training
 from keras_models import weights_io
 from keras_models.metrics import fitb
+from keras_models.models import builder
+from keras_models.reporting import figures
+from keras_models.reporting import tables
 from keras_models.rerank import report as rerank_report
 
 
@@ -38,7 +38,7 @@ class EvalResult:
 
 
 def weights_path(config: configs.EvalConfig) -> str:
-  path = config.weights or os.path.join(config.model_dir, training.BEST_WEIGHTS)
+  path = config.weights or os.path.join(config.model_dir, weights_io.BEST_WEIGHTS)
   if not os.path.isfile(path):
     raise FileNotFoundError(f"{path}: weights not found; train first or pass --weights")
   return path
@@ -46,7 +46,7 @@ def weights_path(config: configs.EvalConfig) -> str:
 
 def load_encoder(config: configs.EvalConfig, manifest: data_files.Manifest):
   """Builds the encoder for `manifest` and loads its weights, with a clear mismatch error."""
-  encoder = training.build_encoder(config.model, manifest)
+  encoder = builder.build_encoder(config.model, manifest)
   path = weights_path(config)
   weights_io.check_signature(path, manifest)
   weights_io.load_weights_checked(
@@ -105,9 +105,8 @@ def run(config: configs.EvalConfig) -> EvalResult:
                 "val_top_10_percent": list(ridge.val_scores.values())},
       "fitb": {"candidates": config.fitb_candidates, "seed": config.eval_split_seed,
                "short_queries": fitb.short_queries(evaluator.targets.categories, distractors)}}
-  table = report_tables.write_all(output_dir, config, manifest, evaluator, summaries, notes)
-  report_figures.write_figures(output_dir, config, manifest, evaluator, method, summaries,
-                               vectors)
+  table = tables.write_all(output_dir, config, manifest, evaluator, summaries, notes)
+  figures.write_figures(output_dir, config, manifest, evaluator, method, summaries, vectors)
   if config.rerank == "icfrr":
     table += "\n\n" + rerank_report.write(output_dir, config, manifest, evaluator, method,
                                            vectors)

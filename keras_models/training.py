@@ -9,7 +9,6 @@ append-only TensorBoard logs is replaced atomically.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -34,47 +33,12 @@ from keras_models import weights_io
 from keras_models.losses import bank
 from keras_models.losses import negative_table as negative_table_lib
 from keras_models.losses import tpaneg
-from keras_models.models import registry
+from keras_models.models import builder
 from tfrecords_builder import atomic_io
 
-BEST_WEIGHTS = "best.weights.h5"
-FINAL_WEIGHTS = "final.weights.h5"
 HISTORY = "history.csv"
 BACKUP = "backup"
 MONITOR = "val_top_10_percent"
-
-
-@contextlib.contextmanager
-def precision_policy(mixed_precision: str):
-  """Keras' global dtype policy inside the block: "none" is float32, else the mixed policy.
-
-  Layers keep the policy they were created under, so only model construction needs it.
-  """
-  previous = keras.mixed_precision.global_policy()
-  keras.mixed_precision.set_global_policy(
-      "float32" if mixed_precision == "none" else mixed_precision)
-  try:
-    yield
-  finally:
-    keras.mixed_precision.set_global_policy(previous)
-
-
-def build_encoder(model_config: configs.ModelConfig, manifest: data_files.Manifest,
-                  centers: np.ndarray | None = None,
-                  mixed_precision: str = "none") -> keras.Model:
-  """Creates the registered encoder for the data of `manifest` and builds its weights.
-
-  With a mixed policy the weights stay float32 and the encoder outputs float32.
-  """
-  model_class = registry.get_model_class(model_config.model)
-  with precision_policy(mixed_precision):
-    encoder = model_class(
-        num_categories=manifest.num_categories, feature_dim=manifest.feature_dim,
-        hidden_dim=model_config.hidden_dim, num_layers=model_config.num_layers,
-        num_heads=model_config.num_heads, dropout_rate=model_config.dropout_rate,
-        category_centers=centers, trainable_seeds=model_config.trainable_seeds)
-  encoder.build_for(manifest.half_size)
-  return encoder
 
 
 def negative_table(config: configs.TrainConfig, table: data_files.ItemTable,
@@ -163,9 +127,9 @@ def _callbacks(config, encoder, evaluator, is_chief,
   if redraw is not None:
     chain.append(callbacks.NegativeRedraw(*redraw))
   chain += [
-      callbacks.RetrievalValidation(evaluator, encoder,
-                                    os.path.join(config.model_dir, BEST_WEIGHTS), MONITOR,
-                                    is_chief=is_chief),
+      callbacks.RetrievalValidation(
+          evaluator, encoder, os.path.join(config.model_dir, weights_io.BEST_WEIGHTS), MONITOR,
+          is_chief=is_chief),
       callbacks.LearningRateLogger(),
       keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max",
                                     patience=config.early_stopping_patience)]
@@ -258,7 +222,7 @@ def run(config: configs.TrainConfig, strategy: tf.distribute.Strategy | None = N
       logging.info("negative bank: %d rows from %d train items", len(static_bank.features),
                    len(train_table.features))
       bank_tables = retrieval_trainer.BankTables(static_bank)
-    encoder = build_encoder(config.model, manifest, centers, config.mixed_precision)
+    encoder = builder.build_encoder(config.model, manifest, centers, config.mixed_precision)
     if config.init_weights:
       load_init_weights(encoder, config.init_weights)
     trainer = retrieval_trainer.SetRetrievalTrainer(encoder, config.loss, tables, bank_tables)
@@ -285,7 +249,8 @@ def run(config: configs.TrainConfig, strategy: tf.distribute.Strategy | None = N
                 callbacks=resume.wrap_callbacks(checkpointer, chain, start_step, steps,
                                                 config.checkpoint_every_steps))
   if is_chief:
-    callbacks.save_weights_atomically(encoder, os.path.join(config.model_dir, FINAL_WEIGHTS))
+    callbacks.save_weights_atomically(
+        encoder, os.path.join(config.model_dir, weights_io.FINAL_WEIGHTS))
   # Only now: a kill before this point reruns from the last checkpoint, not from scratch.
   checkpointer.remove()
   seconds = time.time() - start

@@ -20,6 +20,8 @@ import keras
 from keras_models import data_files
 from tfrecords_builder import atomic_io
 
+BEST_WEIGHTS = "best.weights.h5"
+FINAL_WEIGHTS = "final.weights.h5"
 SIGNATURE = "data_signature.json"
 
 

@@ -19,6 +19,7 @@ from keras_models import baselines
 from keras_models import data_files
 from keras_models import input_pipeline
 from keras_models import training
+from keras_models.models import builder
 from tests import tiny_data
 import train_main
 from tfrecords_builder import build
@@ -66,7 +67,7 @@ def test_variant_trains_and_best_weights_reload(variant, data_dir, tmp_path, mon
     assert history["tpaneg/gamma"].iloc[0] == pytest.approx(config.loss.tpaneg_gamma_start)
   # One epoch: best == final == the trained encoder in memory.
   manifest = data_files.load_manifest(data_dir)
-  fresh = training.build_encoder(config.model, manifest)
+  fresh = builder.build_encoder(config.model, manifest)
   before = _predictions(fresh, manifest)
   fresh.load_weights(os.path.join(model_dir, "best.weights.h5"))
   reloaded = _predictions(fresh, manifest)
@@ -129,7 +130,7 @@ def test_eval_main_rejects_weights_of_another_architecture(data_dir, tmp_path, m
            f"--model_dir={model_dir}")
     config = train_flags.train_config_from_flags()
   os.makedirs(model_dir)
-  training.build_encoder(config.model, manifest).save_weights(
+  builder.build_encoder(config.model, manifest).save_weights(
       os.path.join(model_dir, "best.weights.h5"))
   with flagsaver.flagsaver():
     _parse("--flagfile=experiments/smoke/cst.flags", f"--data_dir={data_dir}",
@@ -199,7 +200,7 @@ def test_chunked_and_one_shot_evaluation_give_identical_ranks(data_dir):
   from keras_models import configs  # pylint: disable=g-import-not-at-top
   from keras_models import evaluator as evaluator_lib  # pylint: disable=g-import-not-at-top
   manifest = data_files.load_manifest(data_dir)
-  encoder = training.build_encoder(configs.ModelConfig(hidden_dim=16, num_layers=1), manifest)
+  encoder = builder.build_encoder(configs.ModelConfig(hidden_dim=16, num_layers=1), manifest)
   one_shot = evaluator_lib.Evaluator(manifest, "test", batch_size=5, chunk_size=10**6)
   chunked = evaluator_lib.Evaluator(manifest, "test", batch_size=7, chunk_size=3)
   _, ranks, vectors = one_shot.evaluate(encoder)

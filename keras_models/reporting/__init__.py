@@ -1,1 +1,1 @@
-"""Report figures and collages written next to evaluation results."""
+"""Evaluation reports: the tables, the figures and collages beside evaluation results."""

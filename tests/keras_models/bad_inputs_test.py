@@ -16,6 +16,7 @@ from keras_models import input_pipeline
 from keras_models import resume
 from keras_models import training
 from keras_models import weights_io
+from keras_models.models import builder
 from tests import tiny_data
 
 MODEL = configs.ModelConfig(hidden_dim=8, num_layers=1, num_heads=2, dropout_rate=0.0)
@@ -76,16 +77,16 @@ def test_unwritable_model_dir(data_dir, tmp_path):
 def test_weights_of_another_architecture_name_first_variable(data_dir, tmp_path):
   manifest = data_files.load_manifest(data_dir)
   path = str(tmp_path / "best.weights.h5")
-  training.build_encoder(MODEL, manifest).save_weights(path)
-  wider = training.build_encoder(dataclasses.replace(MODEL, hidden_dim=12), manifest)
+  builder.build_encoder(MODEL, manifest).save_weights(path)
+  wider = builder.build_encoder(dataclasses.replace(MODEL, hidden_dim=12), manifest)
   with pytest.raises(ValueError, match=r"weights do not fit the model \(cst\): variable "
                                        r"\S+ has shape \(4, 8\) in the file, the model "
                                        r"expects \(4, 12\)"):
     weights_io.load_weights_checked(wider, path, "cst")
-  deeper = training.build_encoder(dataclasses.replace(MODEL, num_layers=2), manifest)
+  deeper = builder.build_encoder(dataclasses.replace(MODEL, num_layers=2), manifest)
   with pytest.raises(ValueError, match=r"variable \S+block_1\S+ of the model .* not in the file"):
     weights_io.load_weights_checked(deeper, path, "cst")
-  same = training.build_encoder(MODEL, manifest)
+  same = builder.build_encoder(MODEL, manifest)
   weights_io.load_weights_checked(same, path, "cst")
 
 

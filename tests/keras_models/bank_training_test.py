@@ -15,6 +15,7 @@ from keras_models import configs
 from keras_models import data_files
 from keras_models import input_pipeline
 from keras_models import training
+from keras_models.models import builder
 from tests import tiny_data
 
 FLAGS = flags.FLAGS
@@ -41,10 +42,10 @@ def _predictions(encoder, manifest):
 def test_two_stage_bank_add_from_init_weights(data_dir, tmp_path):
   manifest = data_files.load_manifest(data_dir)
   stage1 = _config("experiments/smoke/cst.flags", data_dir, str(tmp_path / "stage1"))
-  first = training.build_encoder(stage1.model, manifest)
+  first = builder.build_encoder(stage1.model, manifest)
   best = str(tmp_path / "stage1.weights.h5")
   first.save_weights(best)
-  fresh = training.build_encoder(stage1.model, manifest)
+  fresh = builder.build_encoder(stage1.model, manifest)
   assert not np.allclose(_predictions(fresh, manifest), _predictions(first, manifest))
   training.load_init_weights(fresh, best)
   np.testing.assert_allclose(_predictions(fresh, manifest), _predictions(first, manifest),
@@ -62,7 +63,7 @@ def test_two_stage_bank_add_from_init_weights(data_dir, tmp_path):
   assert history["loss/bank_x_to_y"].iloc[0] > np.log(2)
   assert result.epochs_run == 1
 
-  wider = training.build_encoder(configs.ModelConfig(hidden_dim=32, num_layers=1), manifest)
+  wider = builder.build_encoder(configs.ModelConfig(hidden_dim=32, num_layers=1), manifest)
   with pytest.raises(ValueError, match=r"weights do not fit the model \(init_weights.*has shape"):
     training.load_init_weights(wider, best)
   with pytest.raises(FileNotFoundError, match=r"none.weights.h5: init_weights file does not"):

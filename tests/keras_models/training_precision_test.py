@@ -14,6 +14,7 @@ from keras_models import data_files
 from keras_models import input_pipeline
 from keras_models import retrieval_trainer
 from keras_models import training
+from keras_models.models import builder
 
 _SHAPE = flop_count.StepShape(batch_size=4, half_size=3, num_categories=3, feature_dim=8,
                               hidden_dim=8, num_layers=1, candidate_neg_num=4)
@@ -31,7 +32,7 @@ def _fit_one_step(mixed_precision: str, jit: bool = False):
   config.validate()
   keras.utils.set_random_seed(0)
   batch = step_timer.synthetic_batch(_SHAPE)
-  encoder = training.build_encoder(model, _MANIFEST, None, mixed_precision)
+  encoder = builder.build_encoder(model, _MANIFEST, None, mixed_precision)
   trainer = retrieval_trainer.SetRetrievalTrainer(encoder, loss)
   trainer.compile(optimizer=training.build_optimizer(config, 1), jit_compile=jit)
   dataset = tf.data.Dataset.from_tensors(batch)

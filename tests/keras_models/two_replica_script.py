@@ -23,9 +23,9 @@ from keras_models import configs  # pylint: disable=wrong-import-position
 from keras_models import data_files  # pylint: disable=wrong-import-position
 from keras_models import input_pipeline  # pylint: disable=wrong-import-position
 from keras_models import retrieval_trainer  # pylint: disable=wrong-import-position
-from keras_models import training  # pylint: disable=wrong-import-position
 from keras_models.losses import bank  # pylint: disable=wrong-import-position
 from keras_models.losses import negative_table  # pylint: disable=wrong-import-position
+from keras_models.models import builder  # pylint: disable=wrong-import-position
 
 
 def train_two_steps(strategy, manifest, loss_config, batches, initial_weights):
@@ -33,7 +33,7 @@ def train_two_steps(strategy, manifest, loss_config, batches, initial_weights):
     keras.utils.set_random_seed(0)
     model_config = configs.ModelConfig(hidden_dim=16, num_layers=1, num_heads=2,
                                        dropout_rate=0.0)
-    encoder = training.build_encoder(model_config, manifest, data_files.load_centers(manifest))
+    encoder = builder.build_encoder(model_config, manifest, data_files.load_centers(manifest))
     if initial_weights is not None:
       encoder.set_weights(initial_weights)
     tables = None

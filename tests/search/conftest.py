@@ -9,7 +9,8 @@ import pytest
 
 from keras_models import configs as model_configs
 from keras_models import data_files
-from keras_models import training
+from keras_models import weights_io
+from keras_models.models import builder
 from search import configs
 from search import index
 from tfrecords_builder import build
@@ -36,9 +37,9 @@ def served_model(tmp_path_factory) -> ServedModel:
       synthetic=synthetic.SyntheticConfig(num_sets=120, num_categories=4, feature_dim=16,
                                           min_items=3, max_items=6)))
   manifest = data_files.load_manifest(data_dir)
-  encoder = training.build_encoder(MODEL, manifest, data_files.load_centers(manifest))
+  encoder = builder.build_encoder(MODEL, manifest, data_files.load_centers(manifest))
   os.makedirs(model_dir)
-  encoder.save_weights(os.path.join(model_dir, training.BEST_WEIGHTS))
+  encoder.save_weights(os.path.join(model_dir, weights_io.BEST_WEIGHTS))
   index_dir = configs.default_index_dir(model_dir, "exact")
   index.build(configs.IndexConfig(data_dir=data_dir, output_dir=index_dir, backend="exact",
                                   model_dir=model_dir))

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from keras_models import data_files
-from keras_models import training
+from keras_models import weights_io
+from keras_models.models import builder
 from search import completion
 from search import configs
 from search import service
@@ -35,8 +36,8 @@ def _oracle(served_model, query_ids, wanted, k):
   """Expected answer: the model on the unpadded set, then brute force over the gallery."""
   index = service.index_lib.SearchIndex(served_model.index_dir)
   manifest = data_files.load_manifest(served_model.data_dir)
-  encoder = training.build_encoder(conftest.MODEL, manifest)
-  encoder.load_weights(f"{served_model.model_dir}/{training.BEST_WEIGHTS}")
+  encoder = builder.build_encoder(conftest.MODEL, manifest)
+  encoder.load_weights(f"{served_model.model_dir}/{weights_io.BEST_WEIGHTS}")
   rows = [index.row_of(i) for i in query_ids]
   predicted = encoder({"features": index.features[rows][None],
                        "categories": index.categories[rows][None].astype(np.int32),

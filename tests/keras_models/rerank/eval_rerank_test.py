@@ -15,7 +15,7 @@ from flags import train_flags
 from keras_models import configs
 from keras_models import data_files
 from keras_models import evaluator as evaluator_lib
-from keras_models import training
+from keras_models.models import builder
 from keras_models.rerank import icfrr
 from keras_models.rerank import list_metrics
 from tests import tiny_data
@@ -42,7 +42,7 @@ def test_eval_main_writes_the_icfrr_report(tmp_path, monkeypatch, capsys):
     config = train_flags.train_config_from_flags()
   manifest = data_files.load_manifest(data_dir)
   os.makedirs(model_dir)
-  encoder = training.build_encoder(config.model, manifest)
+  encoder = builder.build_encoder(config.model, manifest)
   encoder.save_weights(os.path.join(model_dir, "best.weights.h5"))
   with flagsaver.flagsaver():
     _parse(*common, "--split=test", "--gallery=items", "--rerank=icfrr", "--icfrr_kg=4",

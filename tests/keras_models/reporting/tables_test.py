@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_models import report_tables
+from keras_models.reporting import tables
 
 
 def _document(top10: float, mrr: float) -> dict:
@@ -21,7 +21,7 @@ def _document(top10: float, mrr: float) -> dict:
 
 
 def test_percentage_table_rows_are_percent():
-  table = report_tables.percentage_table(_document(0.25, 0.5), (5, 10, 20))
+  table = tables.percentage_table(_document(0.25, 0.5), (5, 10, 20))
   assert "toy (SYNTHETIC)" in table
   cst_row = next(line for line in table.splitlines() if line.startswith("cst"))
   # Top-5/10/20 = 12.5/25/50 percent, then MRR, then the macro columns.
@@ -30,7 +30,7 @@ def test_percentage_table_rows_are_percent():
 
 
 def test_summary_frame_has_overall_and_category_rows():
-  frame = report_tables.summary_frame(_document(0.25, 0.5))
+  frame = tables.summary_frame(_document(0.25, 0.5))
   cst = frame[frame["method"] == "cst"]
   assert list(cst["scope"]) == ["overall_micro", "overall_macro", "category:a", "category:b"]
   assert list(cst["count"].iloc[[0, 2, 3]]) == [7, 4, 3]
@@ -38,7 +38,7 @@ def test_summary_frame_has_overall_and_category_rows():
 
 def test_mean_std_over_seeds_matches_numpy():
   documents = [_document(t, m) for t, m in ((0.2, 0.3), (0.3, 0.5), (0.4, 0.4))]
-  table = report_tables.mean_std_table(documents)
+  table = tables.mean_std_table(documents)
   rows = {line.split()[0]: line.split() for line in table.splitlines()[1:]}
   assert rows["cst"][1] == "3"
   top10 = 100 * np.array([0.2, 0.3, 0.4])
@@ -61,7 +61,7 @@ def _full_document() -> dict:
 
 
 def test_percentage_table_has_recall_fitb_and_notes():
-  table = report_tables.percentage_table(_full_document(), (5, 10, 20))
+  table = tables.percentage_table(_full_document(), (5, 10, 20))
   lines = table.splitlines()
   title = next(line for line in lines if line.startswith("method"))
   assert title.split()[1:12] == ["|", "Top-5%", "Top-10%", "Top-20%", "MRR", "R@10", "R@30",
@@ -81,7 +81,7 @@ def test_mean_std_lists_every_baseline_last_with_recall_and_fitb():
     methods = document["methods"]
     document["methods"] = {"query_mean": methods["random"], "centred_query_mean":
                            methods["random"], **methods}
-  table = report_tables.mean_std_table(documents)
+  table = tables.mean_std_table(documents)
   header, *rows = table.splitlines()
   assert header.split()[2:] == ["top_5_percent", "top_10_percent", "top_20_percent", "mrr",
                                 "recall_at_10", "recall_at_30", "recall_at_50", "fitb_4"]
