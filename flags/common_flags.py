@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import sys
 
-from absl import app
 from absl import flags
 
 from keras_models import configs
@@ -102,12 +100,3 @@ def check_flagfiles(argv: list[str]) -> None:
       except (ValueError, TypeError, flags.Error) as error:
         raise flags.Error(f"{where}: --{name}={value}: {error}") from None
 
-
-def parse_flags(argv: list[str]) -> list[str]:
-  """`app.run(main, flags_parser=parse_flags)`: absl parsing, flagfile errors located."""
-  try:
-    check_flagfiles(argv[1:])
-  except flags.Error as error:
-    sys.stderr.write(f"FATAL Flags parsing error: {error}\n")
-    sys.exit(1)
-  return app.parse_flags_with_usage(argv)

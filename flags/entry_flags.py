@@ -65,6 +65,11 @@ def _load_tensorflow_quietly() -> list[str]:
       for line in captured.read().decode("utf-8", "replace").splitlines():
         if not any(noise in line for noise in BENIGN):
           sys.stderr.write(line + "\n")
+  return _names(devices)
+
+
+def _names(devices) -> list[str]:
+  """`CPU:0`-style names of `tf.config.list_physical_devices()`."""
   return [d.name.replace("/physical_device:", "") for d in devices]
 
 
@@ -99,18 +104,17 @@ def log_devices() -> None:
   names = DEVICES
   if names is None:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    names = [d.name.replace("/physical_device:", "") for d in tf.config.list_physical_devices()]
+    names = _names(tf.config.list_physical_devices())
   gpus = any(name.startswith("GPU") for name in names)
   logging.info("devices: %s%s", ", ".join(names), "" if gpus else " (no GPU visible)")
 
 
-def run(main: Callable[[list[str]], None], uses_tensorflow: bool = True) -> None:
+def run(main: Callable[[list[str]], None]) -> None:
   """`app.run(main)` with this module's flag parsing, device log and one-line errors."""
 
   def guarded(argv: list[str]) -> None:
     try:
-      if uses_tensorflow:
-        log_devices()
+      log_devices()
       main(argv)
     except (app.UsageError, SystemExit, KeyboardInterrupt):
       raise

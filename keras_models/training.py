@@ -49,12 +49,10 @@ def negative_table(config: configs.TrainConfig, table: data_files.ItemTable,
   The nearest pool is fixed (threshold tpaneg_gamma_start) and cached in model_dir by
   the chief, keyed by its inputs. The random pool is drawn anew for every epoch among
   the candidates above that epoch's T_gamma, from (seed, epoch), so a resumed run draws
-  the same table. `exclude_pairs` (`co_member_pairs` of the table) is computed here
-  when not given; the per-epoch redraw passes it so it is computed once.
+  the same table. `exclude_pairs` (`co_member_pairs` of the table) is computed when a
+  table is built and none is given; the per-epoch redraw passes it so it is computed once.
   """
   loss = config.loss
-  if exclude_pairs is None:
-    exclude_pairs = negative_table_lib.co_member_pairs(table.set_offsets, table.set_items)
   if loss.tpaneg_pool == "random":
     threshold = float(tpaneg.curriculum_gamma(epoch, loss.tpaneg_gamma_start,
                                               loss.tpaneg_gamma_end,
@@ -78,9 +76,11 @@ def negative_table(config: configs.TrainConfig, table: data_files.ItemTable,
 
 def _build_negative_table(config: configs.TrainConfig, table: data_files.ItemTable,
                           threshold: float, seed: tuple[int, int],
-                          exclude_pairs: np.ndarray) -> np.ndarray:
+                          exclude_pairs: np.ndarray | None) -> np.ndarray:
   loss = config.loss
   start = time.time()
+  if exclude_pairs is None:
+    exclude_pairs = negative_table_lib.co_member_pairs(table.set_offsets, table.set_items)
   negatives = negative_table_lib.build_negative_table(
       table.features, table.categories, loss.candidate_neg_num, threshold,
       exclude_pairs=exclude_pairs,
@@ -208,14 +208,14 @@ def run(config: configs.TrainConfig, strategy: tf.distribute.Strategy | None = N
         # Drawn by the NegativeRedraw callback at the start of every epoch.
         initial = np.full((len(train_table.item_ids), config.loss.candidate_neg_num), -1,
                           np.int32)
-      else:
-        initial = negative_table(config, train_table, is_chief)
-      tables = retrieval_trainer.NegativeTables(initial, train_table.features)
-      if config.loss.tpaneg_pool == "random":
         pairs = negative_table_lib.co_member_pairs(train_table.set_offsets,
                                                    train_table.set_items)
+        tables = retrieval_trainer.NegativeTables(initial, train_table.features)
         redraw = (tables.negatives,
                   lambda epoch: negative_table(config, train_table, is_chief, epoch, pairs))
+      else:
+        tables = retrieval_trainer.NegativeTables(negative_table(config, train_table, is_chief),
+                                                  train_table.features)
     if config.loss.use_bank_negatives:
       static_bank = bank.build_bank(train_table.features, train_table.categories,
                                     manifest.num_categories)

@@ -59,6 +59,8 @@ class PageData:
     self.model_dir = model_dir
     self.tables = {split: data_files.load_item_table(manifest, split)
                    for split in manifest.splits}
+    self.set_rows = {split: {str(s): i for i, s in enumerate(table.set_ids)}
+                     for split, table in self.tables.items()}
     self.items: dict[str, dict[str, Any]] = {}
     for table in self.tables.values():
       for item_id, category, image in zip(table.item_ids, table.categories, table.images):
@@ -94,10 +96,10 @@ class PageData:
   def set_detail(self, split: str, set_id: str) -> dict[str, Any]:
     """{"split", "set_id", "items": [item, ...]} of one set."""
     table = self._table(split)
-    rows = {str(s): i for i, s in enumerate(table.set_ids)}
-    if set_id not in rows:
+    row = self.set_rows[split].get(set_id)
+    if row is None:
       raise completion.ApiError(404, "set_id", f"no set {set_id!r} in split {split!r}")
-    start, end = table.set_offsets[rows[set_id]], table.set_offsets[rows[set_id] + 1]
+    start, end = table.set_offsets[row], table.set_offsets[row + 1]
     members = [str(table.item_ids[row]) for row in table.set_items[start:end]]
     return {"split": split, "set_id": set_id, "items": [self.item(i) for i in members]}
 

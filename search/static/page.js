@@ -75,9 +75,12 @@ function useItems(items, source, holdOutLast) {
   $("results").replaceChildren();
 }
 
-async function loadSet(split, setId) {
-  const detail = await api(`/v1/sets/${encodeURIComponent(split)}/${encodeURIComponent(setId)}`);
+function useSet(detail) {
   useItems(detail.items, `set ${detail.set_id} (${detail.split})`, true);
+}
+
+async function loadSet(split, setId) {
+  useSet(await api(`/v1/sets/${encodeURIComponent(split)}/${encodeURIComponent(setId)}`));
 }
 
 async function findSets() {
@@ -106,7 +109,6 @@ async function complete() {
   const ids = [...new Set(answer.results.flatMap(r => r.item_ids))];
   const described = ids.length ? (await api(`/v1/items?ids=${ids.map(encodeURIComponent).join(",")}`)).items : [];
   const byId = Object.fromEntries(described.map(i => [i.item_id, i]));
-  const truth = new Set([...state.heldOut]);
   const results = $("results");
   results.replaceChildren();
   for (const result of answer.results) {
@@ -114,7 +116,7 @@ async function complete() {
     result.item_ids.forEach((itemId, rank) => {
       const node = card(byId[itemId], {"data-rank": rank + 1});
       node.append(element("div", {class: "score"}, `#${rank + 1}  ${result.similarities[rank].toFixed(4)}`));
-      if (truth.has(itemId)) node.classList.add("true");
+      if (state.heldOut.has(itemId)) node.classList.add("true");
       row.append(node);
     });
     results.append(element("div", {class: "row"}, element("h3", {}, result.category), row));
@@ -166,8 +168,7 @@ async function start() {
   const guard = action => () => action().catch(e => status(e.message, true));
   $("find-sets").addEventListener("click", guard(findSets));
   $("random-set").addEventListener("click", guard(async () => {
-    const detail = await api(`/v1/sets/random?split=${encodeURIComponent($("split").value)}`);
-    useItems(detail.items, `set ${detail.set_id} (${detail.split})`, true);
+    useSet(await api(`/v1/sets/random?split=${encodeURIComponent($("split").value)}`));
   }));
   $("use-items").addEventListener("click", guard(async () => {
     const ids = $("item-ids").value.split(",").map(s => s.trim()).filter(Boolean);

@@ -11,6 +11,7 @@ import pytest
 
 from flags import builder_flags  # pylint: disable=unused-import
 from flags import common_flags
+from flags import entry_flags
 from flags import eval_flags  # pylint: disable=unused-import
 from flags import train_flags  # pylint: disable=unused-import
 
@@ -51,7 +52,7 @@ def test_nested_flagfile_error_names_the_inner_file(tmp_path):
 def test_entry_point_parser_exits_with_the_located_message(tmp_path, capsys):
   bad = _flagfile(tmp_path, "bad.flags", "--nouse_tpaneg", "--epochs=-")
   with flagsaver.flagsaver(), pytest.raises(SystemExit):
-    common_flags.parse_flags(["train_main", f"--flagfile={bad}"])
+    entry_flags.parse_flags(["train_main", f"--flagfile={bad}"])
   assert f"{bad}:3: --epochs=-:" in capsys.readouterr().err
 
 
