@@ -18,8 +18,7 @@ install: $(VENV)/.installed
 
 # Synthetic data -> shards -> train CST -> evaluate on test -> print the table.
 demo: $(VENV)/.installed
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m tfrecords_builder \
-	    --flagfile=experiments/build/synthetic.flags \
+	$(BIN)/python -m tfrecords_builder --flagfile=experiments/build/synthetic.flags \
 	    --output_dir=$(DEMO_DIR)/synthetic --overwrite
 	$(BIN)/python train_main.py --flagfile=experiments/synthetic/cst.flags \
 	    --data_dir=$(DEMO_DIR)/synthetic --model_dir=$(DEMO_DIR)/cst --verbose=2
