@@ -12,16 +12,14 @@ Writes conditional.json and conditional.txt to --model_dir.
 
 from __future__ import annotations
 
-from absl import app
-
 from flags import conditional_flags
 from flags import entry_flags
 from keras_models.conditional import search_run
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  del argv  # entry_flags refuses positional arguments.
+  entry_flags.check_input_paths(conditional_flags.input_path_flags())
   config = conditional_flags.conditional_config_from_flags()
   report = search_run.run(config)
   print(report["table"])

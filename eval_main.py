@@ -11,8 +11,6 @@ metrics.json, results_summary.csv, percentage_table.txt and plots to
 
 from __future__ import annotations
 
-from absl import app
-
 from flags import entry_flags
 from flags import eval_flags
 # Experiment flagfiles hold training flags too; defining them lets one file drive both.
@@ -21,8 +19,8 @@ from keras_models import evaluation
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  del argv  # entry_flags refuses positional arguments.
+  entry_flags.check_input_paths(eval_flags.input_path_flags())
   result = evaluation.run(eval_flags.eval_config_from_flags())
   print(result.table)
   print(f"reports in {result.output_dir}")

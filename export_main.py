@@ -8,12 +8,10 @@
 Writes <model_dir>/export/<version>/ (next free version, or --export_dir) atomically: a
 SavedModel loadable with `tf.saved_model.load` or TF Serving and no package of ours, with
 the signatures predict, complete (= serving_default), complete_by_name, search, metadata
-(see README, "Export: SavedModel for TF Serving"). The gallery flags are index_main.py's.
+(see docs/export.md). The gallery flags are index_main.py's.
 """
 
 from __future__ import annotations
-
-from absl import app
 
 from flags import entry_flags
 from flags import export_flags
@@ -23,8 +21,8 @@ from search import saved_model_export
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  del argv  # entry_flags refuses positional arguments.
+  entry_flags.check_input_paths(export_flags.input_path_flags())
   config = export_flags.export_config_from_flags()
   manifest = saved_model_export.export(config)
   print(f"SavedModel of {manifest['num_items']} gallery items x {manifest['feature_dim']} "

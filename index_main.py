@@ -10,8 +10,6 @@ backend index per category and index_manifest.json with the build parameters and
 
 from __future__ import annotations
 
-from absl import app
-
 from flags import entry_flags
 from flags import index_flags
 # Experiment flagfiles hold training flags too; defining them lets one file drive all.
@@ -20,8 +18,8 @@ from search import index
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  del argv  # entry_flags refuses positional arguments.
+  entry_flags.check_input_paths(index_flags.input_path_flags())
   config = index_flags.index_config_from_flags()
   manifest = index.build(config)
   sizes = {name: entry["items"] for name, entry in manifest["categories"].items()}

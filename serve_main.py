@@ -7,12 +7,11 @@
   python serve_main.py --flagfile=experiments/serve/demo.flags \
       --saved_model=runs/demo/cst/export/1        # from an export_main.py SavedModel
 
-Endpoints: POST /v1/complete, GET /v1/info, GET /healthz (see README, "Search service").
+Endpoints: POST /v1/complete, GET /v1/info, GET /healthz (see docs/serving.md).
 """
 
 from __future__ import annotations
 
-from absl import app
 from absl import logging
 import uvicorn
 
@@ -28,8 +27,8 @@ CONNECTION_LIMIT = 256
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  del argv  # entry_flags refuses positional arguments.
+  entry_flags.check_input_paths(serve_flags.input_path_flags())
   config = serve_flags.serve_config_from_flags()
   application = service.build_app(config)
   logging.info("listening on http://%s:%d", config.host, config.port)

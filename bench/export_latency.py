@@ -33,9 +33,9 @@ from bench import harness
 from keras_models import configs as model_configs
 from keras_models import data_files
 from keras_models.models import builder
-from search import backends
 from search import completion
 from search import configs
+from search import exact_backend
 from search import gallery as gallery_lib
 from search import query_encoder
 from search import saved_model_backend
@@ -68,7 +68,7 @@ class _ExactIndex:
     index_config = configs.IndexConfig(data_dir="-", output_dir="-")
     self._rows = {c: np.flatnonzero(self.categories == c)
                   for c in range(1, len(self.category_names) + 1)}
-    self._backends = {c: backends.ExactBackend.build(self.features[rows], index_config)
+    self._backends = {c: exact_backend.ExactBackend.build(self.features[rows], index_config)
                       for c, rows in self._rows.items()}
 
   def row_of(self, item_id):

@@ -4,7 +4,9 @@
   python bench/rerank_table.py runs/rerank/ikea/small --iterations=0,1,5
 
 Prints, per iteration, the task protocol (Top-10%, MRR) and the category-level protocol
-(mAP@all, mAP@200 normalised within the top 200, prec@25/100/200).
+(mAP@all, mAP@200 normalised within the top 200, prec@25/100/200). Reports whose list
+did not cover the gallery (a shortlist below it) have map_all_truncated instead of map_all;
+the column shows whichever the reports hold.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ def main(argv: list[str]) -> None:
         f"{len(reports)} seeds, mean +- std")
   iterations = shown or list(range(len(first["protocols"]["task"])))
   for protocol, names in (("task", TASK), ("category_level", CATEGORY)):
+    if "map_all_truncated" in first["protocols"][protocol][0]:
+      names = tuple("map_all_truncated" if n == "map_all" else n for n in names)
     print(f"{protocol:<14}" + "".join(f"{n:>22}" for n in names))
     for iteration in iterations:
       cells = []

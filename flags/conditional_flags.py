@@ -55,6 +55,11 @@ TIMING_REPEATS = flags.DEFINE_integer("timing_repeats", _DEFAULT.timing_repeats,
                                       "Timed repeats (best kept) of search and student.")
 
 
+def input_path_flags() -> list[flags.FlagHolder]:
+  """Flags naming paths that must exist (--model_dir is this run's output folder)."""
+  return [common_flags.DATA_DIR]
+
+
 def conditional_config_from_flags() -> conditional_config.ConditionalConfig:
   """Converts the parsed flags into a validated ConditionalConfig."""
   try:

@@ -48,6 +48,9 @@ ICFRR_MODE = flags.DEFINE_enum("icfrr_mode", _ICFRR.mode, list(configs.ICFRR_MOD
                                "initial score); accumulate: the paper (s += beta * Delta).")
 ICFRR_SCORE = flags.DEFINE_enum("icfrr_score", _ICFRR.score, list(configs.ICFRR_SCORES),
                                 "Initial score: -Euclidean distance (reference) or cosine.")
+ICFRR_SHORTLIST = flags.DEFINE_integer(
+    "icfrr_shortlist", _ICFRR.shortlist, "ICFRR T: each query's top-T initial list is "
+    "re-ranked, items beyond it keep their initial rank (exact when T >= the gallery).")
 
 
 def _ints(flag_holder: flags.FlagHolder) -> tuple[int, ...]:
@@ -66,12 +69,22 @@ def _floats(flag_holder: flags.FlagHolder) -> tuple[float, ...]:
         f"--{flag_holder.name} must be a list of numbers, got {flag_holder.value}") from None
 
 
+def input_path_flags() -> list[flags.FlagHolder]:
+  """Flags naming paths that must exist: data, weights, the run folder unless --weights."""
+  return [common_flags.DATA_DIR, WEIGHTS] + ([] if WEIGHTS.value else [common_flags.MODEL_DIR])
+
+
 def eval_config_from_flags() -> configs.EvalConfig:
-  """Converts the parsed flags into a validated EvalConfig."""
+  """Converts the parsed flags into a validated EvalConfig.
+
+  The architecture and, without --data_dir, the data folder come from the run's
+  model_config.json when it has one (see common_flags.model_config_of_run).
+  """
+  run = common_flags.saved_run(WEIGHTS.value)
   config = configs.EvalConfig(
-      data_dir=common_flags.require(common_flags.DATA_DIR),
+      data_dir=common_flags.data_dir_of_run(run),
       model_dir=common_flags.require(common_flags.MODEL_DIR),
-      model=common_flags.model_config_from_flags(), split=SPLIT.value, weights=WEIGHTS.value,
+      model=common_flags.model_config_of_run(run), split=SPLIT.value, weights=WEIGHTS.value,
       batch_size=EVAL_BATCH_SIZE.value, gallery=GALLERY.value,
       gallery_chunk_size=common_flags.GALLERY_CHUNK_SIZE.value,
       top_percents=_ints(TOP_PERCENTS), recall_ks=_ints(RECALL_KS), map_ks=_ints(MAP_KS),
@@ -81,6 +94,6 @@ def eval_config_from_flags() -> configs.EvalConfig:
       method_name=METHOD_NAME.value, rerank=RERANK.value,
       icfrr=configs.IcfrrConfig(k_g=ICFRR_KG.value, k_q=ICFRR_KQ.value, beta=ICFRR_BETA.value,
                                 iterations=ICFRR_ITERATIONS.value, mode=ICFRR_MODE.value,
-                                score=ICFRR_SCORE.value))
+                                score=ICFRR_SCORE.value, shortlist=ICFRR_SHORTLIST.value))
   config.validate()
   return config

@@ -53,10 +53,18 @@ def index_dir() -> str:
   return configs.default_index_dir(common_flags.require(common_flags.MODEL_DIR), BACKEND.value)
 
 
+def input_path_flags() -> list[flags.FlagHolder]:
+  """Flags naming paths that must exist: data, the model's run folder, --index_features."""
+  return [common_flags.DATA_DIR, common_flags.MODEL_DIR, INDEX_FEATURES]
+
+
 def index_config_from_flags() -> configs.IndexConfig:
-  """Converts the parsed flags into a validated IndexConfig."""
+  """Converts the parsed flags into a validated IndexConfig.
+
+  Without --data_dir the data folder is the one the run in --model_dir trained on.
+  """
   config = configs.IndexConfig(
-      data_dir=common_flags.require(common_flags.DATA_DIR), output_dir=index_dir(),
+      data_dir=common_flags.data_dir_of_run(common_flags.saved_run()), output_dir=index_dir(),
       backend=BACKEND.value, split=GALLERY_SPLIT.value, features=INDEX_FEATURES.value,
       overwrite=INDEX_OVERWRITE.value, model_dir=common_flags.MODEL_DIR.value or "",
       exact_chunk_size=EXACT_CHUNK_SIZE.value, ivf_nlist=IVF_NLIST.value,

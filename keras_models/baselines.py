@@ -3,138 +3,109 @@
 Each gives a prediction p(X, c) for every query (target item of category c, query half
 X), in `evaluator.targets` order; the evaluator ranks and FITB-scores it exactly as it
 does the model's. With x^ = x / ||x|| the L2-normalised item features (the gallery's
-geometry) and centre_c the train category centres (`category_centers.npy`):
+geometry) and m_c = mean of x^ over the unique train items of category c
+(`data_files.load_category_means`; NOT the unit-length `category_centers.npy` that CST's
+seeds use: on real features ||m_c|| is about 0.6, and subtracting a unit vector leaves
+the offsets far from zero mean):
 
 - random: rank uniform in 1..|G_c| and uniform FITB candidate scores (no vector).
-- category_mean: p = centre_c.
+- category_mean: p = m_c.
 - query_mean: p = mean_{x in X} x^, the same for every c.
-- centred_query_mean: p = centre_c + mean_{x in X} (x^ - centre_cat(x)), the query
-  items' offsets from their own centres moved to the target's centre.
+- centred_query_mean: p = m_c + mean_{x in X} (x^ - m_cat(x)), the query items' offsets
+  from their own category means moved to the target's category mean.
 - ridge: p = ybar_c + (q - qbar_c) W_c with q = query_mean(X) / ||.||, one ridge per
   target category c, W_c = argmin ||(Q_c - qbar_c) W - (Y_c - ybar_c)||^2 + lambda ||W||^2
   over the train sets' (query mean, normalised target item) pairs of category c, taken
   from the fixed evaluation halves of each train set (`--eval_split_seed`). lambda is
-  the grid value with the best val Top-10 % micro (ties: the larger lambda). Solved by a
-  thin SVD of the centred inputs (an [n, D] matrix; via the smaller Gram matrix), so
-  every lambda of the grid reuses one factorisation. A category with no
-  train pair predicts q itself.
+  the grid value with the best val Top-10 % micro (ties: the larger lambda), over at most
+  20,000 val queries (a seeded sample on larger splits). Fitted from
+  streamed sufficient statistics (`ridge.py`), so every lambda of the grid reuses one
+  eigendecomposition per category and the train split is never held as pairs. A category
+  with no train pair predicts q itself.
 
 Every prediction is L2-normalised before ranking (cosine ranking ignores its scale).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 import dataclasses
 from typing import Sequence
 
 import numpy as np
 
 from keras_models import evaluator as evaluator_lib
+from keras_models import ridge as ridge_lib
 
 NAMES = ("random", "category_mean", "query_mean", "centred_query_mean", "ridge")
 DEFAULT_RIDGE_LAMBDAS = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1000.0)
 RIDGE_MONITOR = "micro/top_10_percent"
+# Val queries that choose lambda (a seeded sample beyond this many): enough to tell grid
+# values apart (Top-10 % within about +-0.4 points), without ranking the whole val split
+# once per grid value.
+RIDGE_SELECTION_QUERIES = 20000
+_SELECTION_STREAM = 7
+# Sets whose query means are computed together (bounds the ridge fit's working memory).
+_SETS_PER_BLOCK = 8192
 
 
-def set_means(query_rows: Sequence[np.ndarray], values: np.ndarray) -> np.ndarray:
-  """[S, D] float64 mean of `values` [N, D] over each set's rows (zeros for no rows)."""
-  sizes = np.array([len(rows) for rows in query_rows], np.int64)
-  sums = np.zeros((len(query_rows), values.shape[1]), np.float64)
-  rows = np.concatenate([np.asarray(r, np.int64) for r in query_rows] + [np.zeros(0, np.int64)])
-  owners = np.repeat(np.arange(len(query_rows)), sizes)
-  np.add.at(sums, owners, values[rows].astype(np.float64))
-  return sums / np.maximum(sizes, 1)[:, np.newaxis]
+def _set_mean_blocks(evaluator: evaluator_lib.Evaluator, offsets: np.ndarray | None = None,
+                     block: int = _SETS_PER_BLOCK) -> Iterator[tuple[int, int, np.ndarray]]:
+  """Yields (start, stop, [stop - start, D] float64 mean over each set's query half).
+
+  The mean is of the normalised items x^, or of x^ - offsets[cat(x)] when `offsets`
+  ([K, D]) is given. Items are normalised as they are gathered, block by block, so no
+  normalised copy of the whole item table is made.
+  """
+  halves, table = evaluator.halves, evaluator.table
+  for start in range(0, halves.num_sets, block):
+    stop = min(start + block, halves.num_sets)
+    first, last = halves.query_offsets[start], halves.query_offsets[stop]
+    rows = halves.query_items[first:last]
+    items = evaluator_lib.l2_normalize(table.features[rows]).astype(np.float64)
+    if offsets is not None:
+      items -= offsets[table.categories[rows] - 1]
+    sums = np.add.reduceat(items, halves.query_offsets[start:stop] - first)
+    yield start, stop, sums / np.diff(halves.query_offsets[start:stop + 1])[:, np.newaxis]
+
+
+def _per_query(evaluator: evaluator_lib.Evaluator,
+               blocks: Iterator[tuple[int, int, np.ndarray]]) -> np.ndarray:
+  """[Q, D] float32: each query takes its set's row of the blocks' [sets, D] values."""
+  targets = evaluator.halves.target_offsets
+  result = np.empty((len(evaluator.targets.categories), evaluator.table.features.shape[1]),
+                    np.float32)
+  for start, stop, values in blocks:
+    rows = slice(targets[start], targets[stop])
+    result[rows] = values[evaluator.targets.set_rows[rows] - start]
+  return result
+
+
+def _query_mean_blocks(evaluator: evaluator_lib.Evaluator
+                       ) -> Iterator[tuple[int, int, np.ndarray]]:
+  """Yields (start, stop, [stop - start, D] normalised query-half means of those sets)."""
+  for start, stop, means in _set_mean_blocks(evaluator):
+    yield start, stop, evaluator_lib.l2_normalize(means)
 
 
 def query_mean(evaluator: evaluator_lib.Evaluator) -> np.ndarray:
   """[Q, D] normalised mean of each query's normalised query-half items."""
-  items = evaluator_lib.l2_normalize(evaluator.table.features)
-  means = set_means(evaluator.query_rows, items)
-  return evaluator_lib.l2_normalize(means[evaluator.targets.set_rows])
+  return _per_query(evaluator, _query_mean_blocks(evaluator))
 
 
-def centred_query_mean(evaluator: evaluator_lib.Evaluator, centers: np.ndarray) -> np.ndarray:
-  """[Q, D] normalised centre_c + mean over X of (x^ - centre_cat(x)); `centers` [K, D]."""
-  table = evaluator.table
-  offsets = evaluator_lib.l2_normalize(table.features) - centers[table.categories - 1]
-  means = set_means(evaluator.query_rows, offsets)
+def centred_query_mean(evaluator: evaluator_lib.Evaluator,
+                       category_means: np.ndarray) -> np.ndarray:
+  """[Q, D] normalised m_c + mean over X of (x^ - m_cat(x)); `category_means` [K, D] m."""
+  offsets = _per_query(evaluator, _set_mean_blocks(evaluator, category_means))
   targets = evaluator.targets
-  return evaluator_lib.l2_normalize(centers[targets.categories - 1] + means[targets.set_rows])
-
-
-@dataclasses.dataclass(frozen=True)
-class _CategoryFit:
-  """Thin SVD of one category's centred inputs: (Q - qbar) = U diag(s) Vt."""
-
-  input_mean: np.ndarray  # [D]
-  target_mean: np.ndarray  # [D]
-  vt: np.ndarray  # [r, D]
-  singular_values: np.ndarray  # [r]
-  projected_targets: np.ndarray  # [r, D], U^T (Y - ybar)
-
-
-def _thin_svd_fit(inputs: np.ndarray, targets: np.ndarray, input_mean: np.ndarray,
-                  target_mean: np.ndarray) -> _CategoryFit:
-  """Thin SVD of centred `inputs` [n, D] from the eigenvectors of the smaller Gram matrix.
-
-  LAPACK's SVD of an [n, D] matrix was 8x slower here than `eigh` of its [min(n, D)]^2
-  Gram matrix. Directions with s^2 <= 1e-12 max s^2 (the centring's null space and
-  rounding) are dropped.
-  """
-  if len(inputs) <= inputs.shape[1]:
-    eigenvalues, u = np.linalg.eigh(inputs @ inputs.T)
-  else:
-    eigenvalues, v = np.linalg.eigh(inputs.T @ inputs)
-  keep = eigenvalues > 1e-12 * max(float(eigenvalues.max(initial=0.0)), 1e-300)
-  singular_values = np.sqrt(eigenvalues[keep])
-  if len(inputs) <= inputs.shape[1]:
-    u = u[:, keep]
-    vt = (u.T @ inputs) / singular_values[:, np.newaxis]
-    projected = u.T @ targets
-  else:
-    vt = v[:, keep].T
-    projected = (vt @ (inputs.T @ targets)) / singular_values[:, np.newaxis]
-  return _CategoryFit(input_mean, target_mean, vt, singular_values, projected)
-
-
-class Ridge:
-  """Per-category centred ridge regression from inputs [n, D] to targets [n, D]."""
-
-  def __init__(self, inputs: np.ndarray, targets: np.ndarray, categories: np.ndarray):
-    """Fits every category of `categories` [n] (int); lambda is chosen at `predict`."""
-    self.fits: dict[int, _CategoryFit] = {}
-    inputs, targets = np.asarray(inputs, np.float64), np.asarray(targets, np.float64)
-    categories = np.asarray(categories)
-    for category in np.unique(categories):
-      rows = categories == category
-      x_mean, y_mean = inputs[rows].mean(axis=0), targets[rows].mean(axis=0)
-      self.fits[int(category)] = _thin_svd_fit(inputs[rows] - x_mean, targets[rows] - y_mean,
-                                               x_mean, y_mean)
-
-  def predict(self, inputs: np.ndarray, categories: np.ndarray, lam: float) -> np.ndarray:
-    """[m, D] ybar_c + (x - xbar_c) W_c, W_c = Vt^T diag(s / (s^2 + lam)) U^T (Y - ybar).
-
-    Rows of a category without a fit get their input unchanged.
-    """
-    inputs = np.asarray(inputs, np.float64)
-    categories = np.asarray(categories)
-    result = inputs.copy()
-    for category in np.unique(categories):
-      fit = self.fits.get(int(category))
-      if fit is None:
-        continue
-      rows = categories == category
-      shrink = fit.singular_values / (fit.singular_values ** 2 + lam)
-      coordinates = (inputs[rows] - fit.input_mean) @ fit.vt.T
-      result[rows] = fit.target_mean + (coordinates * shrink) @ fit.projected_targets
-    return result
+  return evaluator_lib.l2_normalize(category_means[targets.categories - 1] + offsets)
 
 
 @dataclasses.dataclass(frozen=True)
 class RidgeFit:
   """The fitted ridge, its lambda and the val `RIDGE_MONITOR` of every grid value."""
 
-  model: Ridge
+  model: ridge_lib.Ridge
   lam: float
   val_scores: dict[float, float]
 
@@ -144,38 +115,63 @@ class RidgeFit:
         query_mean(evaluator), evaluator.targets.categories, self.lam))
 
 
+def selection_queries(num_queries: int, seed: int) -> np.ndarray:
+  """Sorted positions of the val queries that choose lambda: all, or a seeded sample of
+  `RIDGE_SELECTION_QUERIES` (each grid value ranks them against the whole val gallery)."""
+  if num_queries <= RIDGE_SELECTION_QUERIES:
+    return np.arange(num_queries)
+  rng = np.random.default_rng([seed, _SELECTION_STREAM])
+  return np.sort(rng.choice(num_queries, size=RIDGE_SELECTION_QUERIES, replace=False))
+
+
 def fit_ridge(train: evaluator_lib.Evaluator, val: evaluator_lib.Evaluator,
               lambdas: Sequence[float] = DEFAULT_RIDGE_LAMBDAS) -> RidgeFit:
   """Fits on `train`'s queries, picks lambda by `val`'s micro Top-10 % (ties: larger).
+
+  The train pairs are streamed in blocks of sets into `ridge.RidgeStatistics`, so the
+  fit holds O(K D^2) numbers whatever the size of the train split.
 
   Raises:
     ValueError: if `lambdas` is empty or holds a value <= 0.
   """
   if not lambdas or min(lambdas) <= 0:
     raise ValueError(f"ridge lambdas must be a non-empty list of values > 0, got {lambdas}")
-  model = Ridge(query_mean(train), train.positive_features, train.targets.categories)
-  inputs = query_mean(val)
+  statistics = ridge_lib.RidgeStatistics()
+  targets = train.halves.target_offsets
+  for start, stop, means in _query_mean_blocks(train):
+    rows = slice(targets[start], targets[stop])
+    statistics.add(means[train.targets.set_rows[rows] - start],
+                   evaluator_lib.l2_normalize(train.table.features[train.targets.positive_rows[rows]]),
+                   train.targets.categories[rows])
+  model = ridge_lib.Ridge.from_statistics(statistics)
+  queries = selection_queries(len(val.targets.categories), val.seed)
+  inputs = query_mean(val)[queries]
+  categories = val.targets.categories[queries]
   scores = {}
   for lam in sorted(lambdas, reverse=True):
-    vectors = evaluator_lib.l2_normalize(model.predict(inputs, val.targets.categories, lam))
-    scores[float(lam)] = float(val.summarize(val.ranks(vectors))[RIDGE_MONITOR])
+    vectors = evaluator_lib.l2_normalize(model.predict(inputs, categories, lam))
+    scores[float(lam)] = float(val.summarize(val.ranks(vectors, queries), queries=queries)[
+        RIDGE_MONITOR])
   best = max(scores, key=lambda lam: (scores[lam], lam))
   return RidgeFit(model=model, lam=best, val_scores=dict(sorted(scores.items())))
 
 
-def predictions(name: str, evaluator: evaluator_lib.Evaluator, centers: np.ndarray,
+def predictions(name: str, evaluator: evaluator_lib.Evaluator, category_means: np.ndarray,
                 ridge: RidgeFit | None = None) -> np.ndarray:
   """[Q, D] normalised predictions of baseline `name` (any of `NAMES` but random).
+
+  `category_means` [K, D] are the m_c of the module docstring
+  (`data_files.load_category_means`).
 
   Raises:
     ValueError: for an unknown name, random, or ridge without a `ridge` fit.
   """
   if name == "category_mean":
-    return evaluator_lib.l2_normalize(centers[evaluator.targets.categories - 1])
+    return evaluator_lib.l2_normalize(category_means[evaluator.targets.categories - 1])
   if name == "query_mean":
     return query_mean(evaluator)
   if name == "centred_query_mean":
-    return centred_query_mean(evaluator, centers)
+    return centred_query_mean(evaluator, category_means)
   if name == "ridge" and ridge is not None:
     return ridge.predict(evaluator)
   raise ValueError(f"baseline '{name}' has no prediction vectors here; vector baselines: "

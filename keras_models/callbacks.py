@@ -1,10 +1,12 @@
-"""Training callbacks: TPaNeg curriculum, full-gallery validation with best weights, LR log."""
+"""Training callbacks: TPaNeg curriculum, full-gallery validation with best weights, LR log,
+and where each epoch's time goes (`time/...` columns of history.csv)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import math
+import time
 from typing import Callable
 
 from absl import logging
@@ -53,9 +55,41 @@ class NegativeRedraw(keras.callbacks.Callback):
   def __init__(self, table: tf.Variable, draw: Callable[[int], np.ndarray]):
     super().__init__()
     self.table, self.draw = table, draw
+    self.seconds = math.nan
 
   def on_epoch_begin(self, epoch, logs=None):
+    start = time.perf_counter()
     self.table.assign(self.draw(epoch).astype(np.int32))
+    self.seconds = time.perf_counter() - start
+
+  def on_epoch_end(self, epoch, logs=None):
+    if logs is not None:
+      logs["time/negative_table_seconds"] = self.seconds
+
+
+class StepTiming(keras.callbacks.Callback):
+  """Adds the epoch's training time and its median step time to the epoch logs.
+
+  `time/train_seconds` runs from the epoch's start to its last step; `time/step_seconds`
+  is the median step time without the epoch's first step, which traces the step and fills
+  the input pipeline, so it compares across dataset sizes and machines.
+  """
+
+  def __init__(self):
+    super().__init__()
+    self._times: list[float] = []
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._times = [time.perf_counter()]
+
+  def on_train_batch_end(self, batch, logs=None):
+    self._times.append(time.perf_counter())
+
+  def on_epoch_end(self, epoch, logs=None):
+    steps = np.diff(self._times)
+    if logs is not None and len(steps):
+      logs["time/train_seconds"] = float(self._times[-1] - self._times[0])
+      logs["time/step_seconds"] = float(np.median(steps[1:] if len(steps) > 1 else steps))
 
 
 class RetrievalValidation(keras.callbacks.Callback):
@@ -77,6 +111,7 @@ class RetrievalValidation(keras.callbacks.Callback):
     self.best_epoch = -1
 
   def on_epoch_end(self, epoch, logs=None):
+    start = time.perf_counter()
     summary, _, _ = self.evaluator.evaluate(self.encoder)
     values = {}
     for key in LOGGED:
@@ -90,6 +125,9 @@ class RetrievalValidation(keras.callbacks.Callback):
       self.best, self.best_epoch = current, epoch
       if self.is_chief:
         save_weights_atomically(self.encoder, self.best_path)
+    if logs is not None:
+      # Validation and saving the best weights: the epoch's cost beside training's.
+      logs["time/val_seconds"] = time.perf_counter() - start
     logging.info("epoch %d: %s = %.4f (best %.4f at epoch %d)", epoch + 1, self.monitor,
                  current, self.best, self.best_epoch + 1)
 

@@ -1,4 +1,5 @@
-"""Reads what the shard builder wrote: manifest, item tables, category centers, shard paths."""
+"""Reads what the shard builder wrote: manifest, item tables, category centers and means,
+shard paths."""
 
 from __future__ import annotations
 
@@ -9,10 +10,16 @@ import json
 import os
 from typing import Iterator
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from tfrecords_builder import dataset_builder
+
 MANIFEST = "manifest.json"
+CATEGORY_MEANS = "category_means.npy"
+ITEM_TABLE_ARRAYS = ("item_ids", "categories", "features", "images", "set_ids",
+                     "set_offsets", "set_items", "set_images")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +132,8 @@ class ItemTable:
     set_ids: [num_sets] str.
     set_offsets: [num_sets + 1] int64 CSR offsets of the sets into `set_items`.
     set_items: [total] int64 item rows of every set's members.
+    set_images: [num_sets] str path of each set's own photo ("" when none; all "" in
+      tables written before set photos existed).
   """
 
   item_ids: np.ndarray
@@ -135,15 +144,34 @@ class ItemTable:
   set_ids: np.ndarray
   set_offsets: np.ndarray
   set_items: np.ndarray
+  set_images: np.ndarray | None = None
+
+
+def load_table_columns(manifest: Manifest, split: str,
+                       names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+  """Reads only the `names` arrays (default: all) of `items-<split>.npz`.
+
+  An `.npz` is read array by array, so a caller that shows ids and images never loads the
+  `[N, D]` features. `set_images` is filled with "" for tables written before it existed.
+  """
+  path = os.path.join(manifest.data_dir, manifest.splits[split]["item_table"])
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{path}: item table listed in {MANIFEST} is missing")
+  with np.load(path, allow_pickle=False) as data:
+    wanted = data.files if names is None else names
+    missing = [n for n in wanted if n not in data.files and n != "set_images"]
+    if missing:
+      raise ValueError(f"{path}: item table has no array '{missing[0]}'")
+    table = {key: data[key] for key in wanted if key in data.files}
+    if "set_images" in wanted and "set_images" not in table:
+      table["set_images"] = np.full(len(data["set_ids"]), "")
+  return table
 
 
 def load_item_table(manifest: Manifest, split: str) -> ItemTable:
   """Loads `items-<split>.npz` and checks it against the manifest."""
   path = os.path.join(manifest.data_dir, manifest.splits[split]["item_table"])
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"{path}: item table listed in {MANIFEST} is missing")
-  with np.load(path, allow_pickle=False) as data:
-    table = {key: data[key] for key in data.files}
+  table = load_table_columns(manifest, split, ITEM_TABLE_ARRAYS)
   features = table["features"].astype(np.float32)
   if features.ndim != 2 or features.shape[1] != manifest.feature_dim:
     raise ValueError(f"{path}: features have shape {features.shape}, manifest says dim "
@@ -156,14 +184,36 @@ def load_item_table(manifest: Manifest, split: str) -> ItemTable:
   return ItemTable(item_ids=table["item_ids"].astype(str), categories=table["categories"].astype(np.int32),
                    features=features, images=table["images"].astype(str), first_set=first_set,
                    set_ids=table["set_ids"].astype(str),
-                   set_offsets=offsets.astype(np.int64), set_items=members.astype(np.int64))
+                   set_offsets=offsets.astype(np.int64), set_items=members.astype(np.int64),
+                   set_images=table["set_images"].astype(str))
+
+
+def _load_category_array(manifest: Manifest, name: str) -> np.ndarray:
+  """[K, D] float32 array `name` of the data folder, checked against the manifest."""
+  path = os.path.join(manifest.data_dir, name)
+  values = np.load(path).astype(np.float32)
+  if values.shape != (manifest.num_categories, manifest.feature_dim):
+    raise ValueError(f"{path}: shape {values.shape}, expected "
+                     f"({manifest.num_categories}, {manifest.feature_dim})")
+  return values
 
 
 def load_centers(manifest: Manifest) -> np.ndarray:
-  """[K, D] category centers written by the builder."""
-  path = os.path.join(manifest.data_dir, "category_centers.npy")
-  centers = np.load(path).astype(np.float32)
-  if centers.shape != (manifest.num_categories, manifest.feature_dim):
-    raise ValueError(f"{path}: shape {centers.shape}, expected "
-                     f"({manifest.num_categories}, {manifest.feature_dim})")
-  return centers
+  """[K, D] category centers written by the builder (unit length: CST's seeds)."""
+  return _load_category_array(manifest, "category_centers.npy")
+
+
+def load_category_means(manifest: Manifest) -> np.ndarray:
+  """[K, D] mean of the L2-normalised train items per category (not re-normalised).
+
+  The baselines' centres (`dataset_builder.category_means`). Read from
+  `category_means.npy`; a folder built before that file existed gets the same values
+  computed from the train item table, which holds the same rows.
+  """
+  if os.path.isfile(os.path.join(manifest.data_dir, CATEGORY_MEANS)):
+    return _load_category_array(manifest, CATEGORY_MEANS)
+  logging.info("%s: no %s (built before it existed); computing it from the train item "
+               "table", manifest.data_dir, CATEGORY_MEANS)
+  table = load_table_columns(manifest, "train", ("categories", "features"))
+  return dataset_builder.category_means(table["features"], table["categories"],
+                                        manifest.num_categories)

@@ -65,7 +65,7 @@ def make_strategy(name: str = "mirrored", num_gpus: int = -1,
   if name == "multi_worker":
     if not tf_config():
       raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable "
-                       "describing the cluster (see README, Multi-worker training)")
+                       "describing the cluster (see docs/training.md, Multi-worker)")
     return tf.distribute.MultiWorkerMirroredStrategy()
   if name != "mirrored":
     raise ValueError(f"unknown strategy '{name}'; known: mirrored, default, multi_worker")

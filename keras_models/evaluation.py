@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 
 from absl import logging
 
@@ -18,6 +19,7 @@ from keras_models import baselines
 from keras_models import configs
 from keras_models import data_files
 from keras_models import evaluator as evaluator_lib
+from keras_models import outfit_protocols
 from keras_models import weights_io
 from keras_models.metrics import fitb
 from keras_models.models import builder
@@ -78,12 +80,14 @@ def run(config: configs.EvalConfig) -> EvalResult:
   config.validate()
   manifest = data_files.load_manifest(config.data_dir)
   encoder = load_encoder(config, manifest)
+  clock = [time.perf_counter()]
   with data_files.shards_named_on_data_loss(manifest, (config.split,)):
     evaluator = evaluator_lib.Evaluator(
         manifest, config.split, batch_size=config.batch_size, gallery=config.gallery,
         chunk_size=config.gallery_chunk_size, seed=config.eval_split_seed,
         top_percents=config.top_percents, recall_ks=config.recall_ks, map_ks=config.map_ks)
     _, ranks, vectors = evaluator.evaluate(encoder)
+  clock.append(time.perf_counter())
   method = config.method_name or os.path.basename(os.path.normpath(config.model_dir))
   fitb_name = f"fitb_{config.fitb_candidates}"
   distractors = evaluator.distractors(config.fitb_candidates - 1)
@@ -92,24 +96,33 @@ def run(config: configs.EvalConfig) -> EvalResult:
           vectors, config.fitb_candidates)}),
       "random": evaluator.summarize(baselines.random_ranks(evaluator, config.seed),
                                     {fitb_name: fitb.random_hits(distractors, config.seed)})}
-  centers = data_files.load_centers(manifest)
+  category_means = data_files.load_category_means(manifest)
   ridge = _ridge_fit(config, manifest, evaluator)
+  clock.append(time.perf_counter())
   for name in baselines.NAMES[1:]:
-    predicted = baselines.predictions(name, evaluator, centers, ridge)
+    predicted = baselines.predictions(name, evaluator, category_means, ridge)
     summaries[name] = evaluator.summarize(evaluator.ranks(predicted), {
         fitb_name: evaluator.fitb_hits(predicted, config.fitb_candidates)})
+  clock.append(time.perf_counter())
   output_dir = os.path.join(config.model_dir, "eval", config.split)
   os.makedirs(output_dir, exist_ok=True)
   notes = {
       "ridge": {"lambda": ridge.lam, "lambdas": list(ridge.val_scores),
                 "val_top_10_percent": list(ridge.val_scores.values())},
       "fitb": {"candidates": config.fitb_candidates, "seed": config.eval_split_seed,
-               "short_queries": fitb.short_queries(evaluator.targets.categories, distractors)}}
+               "short_queries": fitb.short_queries(evaluator.targets.categories, distractors)},
+      # Where the time went (the split's item table and halves are read before the first).
+      "timing": {**dict(zip(("model_seconds", "ridge_fit_seconds", "baselines_seconds"),
+                            (round(b - a, 3) for a, b in zip(clock, clock[1:])))),
+                 "pairs_ranked": evaluator.pairs_ranked,
+                 "rank_seconds": round(evaluator.rank_seconds, 3)}}
   table = tables.write_all(output_dir, config, manifest, evaluator, summaries, notes)
+  table += "\n" + outfit_protocols.report(config, manifest, evaluator.table, encoder, method,
+                                          output_dir)
   figures.write_figures(output_dir, config, manifest, evaluator, method, summaries, vectors)
   if config.rerank == "icfrr":
     table += "\n\n" + rerank_report.write(output_dir, config, manifest, evaluator, method,
-                                           vectors)
+                                           vectors, ranks)
   logging.info("wrote evaluation of %s on %s/%s to %s", method, manifest.data_label(),
                config.split, output_dir)
   return EvalResult(method=method, summaries=summaries, output_dir=output_dir, table=table,

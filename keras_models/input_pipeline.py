@@ -121,7 +121,19 @@ def make_dataset(manifest: data_files.Manifest, split: str, batch_size: int, *,
 
   dataset = records.batch(batch_size, drop_remainder=drop_remainder)
   dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
-  return dataset.prefetch(tf.data.AUTOTUNE)
+  return without_autotune(dataset.prefetch(tf.data.AUTOTUNE))
+
+
+def without_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
+  """`dataset` with tf.data's autotune model thread switched off.
+
+  Deleting an iterator joins that thread, and in TF 2.21 it can first sleep through its
+  whole optimization period, which doubles up to 60 s (see `distribute`). AUTOTUNE in
+  `map`/`prefetch` then means one call per core and a legacy-tuned prefetch buffer.
+  """
+  options = tf.data.Options()
+  options.autotune.enabled = False
+  return dataset.with_options(options)
 
 
 def _permuted(values: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
@@ -201,10 +213,12 @@ def distribute(strategy: tf.distribute.Strategy,
     stream: Global batches (dicts of [batch, ...] tensors), e.g. `training_stream`.
 
   Returns:
-    The distributed stream for a single-worker MirroredStrategy; `stream` unchanged for
+    The distributed stream for a single-worker MirroredStrategy; `stream` itself for
     any other strategy (the default strategy iterates it directly; multi-worker keeps
-    TF's own input pipeline).
+    TF's own input pipeline). Either way with autotune off (`without_autotune`).
   """
+  # A stream injected into training.run (tfds batches, say) gets the same options.
+  stream = without_autotune(stream)
   if not isinstance(strategy, tf.distribute.MirroredStrategy):
     return stream
   replicas = strategy.num_replicas_in_sync

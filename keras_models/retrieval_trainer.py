@@ -61,6 +61,7 @@ class NegativeTables:
   def __init__(self, negatives, features):
     self.negatives = tf.Variable(negatives, trainable=False, dtype=tf.int32, name="neg_table")
     self.features = tf.Variable(features, trainable=False, dtype=tf.float32, name="neg_features")
+    # The variables are the tables' only copies: the arguments can be dropped.
 
 
 class BankTables:

@@ -92,4 +92,6 @@ def make_dataset(dataset: tf.data.Dataset, batch_size: int, *, max_set_size: int
   def split(parsed: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     return input_pipeline.split_halves(parsed, half, training, seed)
 
-  return padded.map(split, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+  # Autotune off, as in our own pipelines: deleting an iterator could otherwise stall.
+  return input_pipeline.without_autotune(
+      padded.map(split, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))

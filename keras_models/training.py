@@ -1,9 +1,10 @@
 """Library entry of training: `run(config)` builds data, model and callbacks, then fits.
 
 Writes to `config.model_dir`: best.weights.h5 / final.weights.h5 (the encoder, Keras 3
-format), history.csv, TensorBoard logs under logs/, the resumable state under backup/
-(see resume.py; rerunning the same command continues from the last checkpoint) and the
-TPaNeg negative table cache. Only the chief worker writes; every file but the
+format), model_config.json (the architecture, which evaluation, export and serving
+rebuild the encoder from; see run_config.py), history.csv, TensorBoard logs under logs/,
+the resumable state under backup/ (see resume.py; rerunning the same command continues
+from the last checkpoint) and the TPaNeg negative table cache. Only the chief worker writes; every file but the
 append-only TensorBoard logs is replaced atomically.
 """
 
@@ -29,6 +30,7 @@ from keras_models import evaluator as evaluator_lib
 from keras_models import input_pipeline
 from keras_models import resume
 from keras_models import retrieval_trainer
+from keras_models import run_config
 from keras_models import weights_io
 from keras_models.losses import bank
 from keras_models.losses import negative_table as negative_table_lib
@@ -39,6 +41,8 @@ from tfrecords_builder import atomic_io
 HISTORY = "history.csv"
 BACKUP = "backup"
 MONITOR = "val_top_10_percent"
+STILL_IMPROVING = ("the best validation epoch is the last one: the model was still "
+                   "improving when the epoch budget ended the run; raise --epochs")
 
 
 def negative_table(config: configs.TrainConfig, table: data_files.ItemTable,
@@ -127,6 +131,7 @@ def _callbacks(config, encoder, evaluator, is_chief,
   if redraw is not None:
     chain.append(callbacks.NegativeRedraw(*redraw))
   chain += [
+      callbacks.StepTiming(),
       callbacks.RetrievalValidation(
           evaluator, encoder, os.path.join(config.model_dir, weights_io.BEST_WEIGHTS), MONITOR,
           is_chief=is_chief),
@@ -166,6 +171,11 @@ class TrainResult:
   encoder: keras.Model
   start_step: int = 0
 
+  @property
+  def still_improving(self) -> bool:
+    """Whether the best epoch is the last one: the run had not converged."""
+    return self.epochs_run > 0 and self.best_epoch == self.epochs_run
+
 
 def run(config: configs.TrainConfig, strategy: tf.distribute.Strategy | None = None,
         train_dataset: tf.data.Dataset | None = None) -> TrainResult:
@@ -183,6 +193,7 @@ def run(config: configs.TrainConfig, strategy: tf.distribute.Strategy | None = N
   if is_chief:
     atomic_io.check_writable_dir(config.model_dir, "--model_dir")
     weights_io.write_signature(config.model_dir, manifest)
+    run_config.write(config.model_dir, config.model, config.data_dir)
   if config.verify_shards:
     for split in ("train", "val"):
       data_files.verify_shards(manifest, split)
@@ -205,14 +216,16 @@ def run(config: configs.TrainConfig, strategy: tf.distribute.Strategy | None = N
       train_table = data_files.load_item_table(manifest, "train")
     if config.loss.use_tpaneg:
       if config.loss.tpaneg_pool == "random":
-        # Drawn by the NegativeRedraw callback at the start of every epoch.
-        initial = np.full((len(train_table.item_ids), config.loss.candidate_neg_num), -1,
-                          np.int32)
+        # Drawn by the NegativeRedraw callback at the start of every epoch, from the
+        # features variable: the redraw keeps no second copy of the train features.
+        tables = retrieval_trainer.NegativeTables(
+            tf.fill([len(train_table.item_ids), config.loss.candidate_neg_num], -1),
+            train_table.features)
         pairs = negative_table_lib.co_member_pairs(train_table.set_offsets,
                                                    train_table.set_items)
-        tables = retrieval_trainer.NegativeTables(initial, train_table.features)
+        redrawn = dataclasses.replace(train_table, features=tables.features)
         redraw = (tables.negatives,
-                  lambda epoch: negative_table(config, train_table, is_chief, epoch, pairs))
+                  lambda epoch: negative_table(config, redrawn, is_chief, epoch, pairs))
       else:
         tables = retrieval_trainer.NegativeTables(negative_table(config, train_table, is_chief),
                                                   train_table.features)
@@ -222,6 +235,8 @@ def run(config: configs.TrainConfig, strategy: tf.distribute.Strategy | None = N
       logging.info("negative bank: %d rows from %d train items", len(static_bank.features),
                    len(train_table.features))
       bank_tables = retrieval_trainer.BankTables(static_bank)
+    if config.loss.use_tpaneg or config.loss.use_bank_negatives:
+      del train_table  # Its features live in the tables' variables now (GBs at scale).
     encoder = builder.build_encoder(config.model, manifest, centers, config.mixed_precision)
     if config.init_weights:
       load_init_weights(encoder, config.init_weights)
@@ -260,7 +275,11 @@ def run(config: configs.TrainConfig, strategy: tf.distribute.Strategy | None = N
   result = TrainResult(best_epoch=best_epoch + 1, best_value=float(max(values, default=np.nan)),
                        epochs_run=len(values), seconds=seconds, history=history,
                        encoder=encoder, start_step=start_step)
-  logging.info("done on %s: best %s %.4f at epoch %d of %d, %.1f s; weights in %s", label,
-               MONITOR, result.best_value, result.best_epoch, result.epochs_run, seconds,
-               config.model_dir)
+  logging.info("done on %s: best %s %.4f at epoch %d of %d (%s), %.1f s; weights in %s",
+               label, MONITOR, result.best_value, result.best_epoch, result.epochs_run,
+               "the epoch budget ended it" if result.epochs_run >= config.epochs else
+               f"early stopping after {config.early_stopping_patience} epochs without "
+               "improvement", seconds, config.model_dir)
+  if result.still_improving:
+    logging.warning(STILL_IMPROVING)
   return result

@@ -92,7 +92,7 @@ class Completer:
       row = self.index.row_of(item.item_id)
       if row is None:
         raise ApiError(422, f"{field}.item_id", f"unknown item id {item.item_id!r}")
-      return self.index.features[row], int(self.index.categories[row]), row
+      return self.index.feature(row), int(self.index.categories[row]), row
     if item.category is None:
       raise ApiError(422, f"{field}.category", "required with feature")
     category = self._category_id(item.category, f"{field}.category")
@@ -104,6 +104,12 @@ class Completer:
     if not np.isfinite(feature).all() or not np.isfinite(norm) or norm == 0:
       raise ApiError(422, f"{field}.feature", "needs finite values and a non-zero norm")
     return (feature / norm).astype(np.float32), category, -1
+
+  def resolve_items(self, items: Sequence[QueryItem]) -> tuple[np.ndarray, np.ndarray]:
+    """`[n, D]` unit features and `[n]` category ids of request items (ApiError if bad)."""
+    resolved = [self._resolve(position, item) for position, item in enumerate(items)]
+    return (np.stack([feature for feature, _, _ in resolved]),
+            np.array([category for _, category, _ in resolved], np.int32))
 
   def complete(self, items: Sequence[QueryItem], categories: Sequence[str], k: int,
                exclude_query_items: bool = True) -> dict[str, Any]:

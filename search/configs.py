@@ -106,7 +106,9 @@ class ServeConfig:
       model and index work takes longer gets 504.
     max_concurrent: Requests computed at the same time; the others wait.
     saved_model: Optional SavedModel version folder written by export_main.py; when set,
-      the encoder and the gallery search come from it (index_dir and weights unused).
+      the encoder and the gallery search come from it (index_dir, weights and model
+      unused), and data_dir and model_dir, which only feed the browser page, default to
+      the folders the export records.
   """
 
   data_dir: str
@@ -125,9 +127,9 @@ class ServeConfig:
 
   def validate(self) -> None:
     self.model.validate()
-    for name in ("data_dir", "model_dir", "index_dir"):
+    for name in () if self.saved_model else ("data_dir", "model_dir", "index_dir"):
       if not getattr(self, name):
-        raise ValueError(f"{name} is required")
+        raise ValueError(f"{name} is required (or saved_model)")
     if not 0 <= self.port <= 65535:
       raise ValueError(f"port must be in 0..65535, got {self.port}")
     for name in ("max_body_bytes", "max_items", "max_k", "max_concurrent"):

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from search import backends
+from search import backend_base
 from search import configs
 from tfrecords_builder import atomic_io
 
@@ -31,7 +31,7 @@ def import_faiss():
   return faiss
 
 
-class _FaissBackend(backends.Backend):
+class _FaissBackend(backend_base.Backend):
   """Shared storage and search of the FAISS indexes."""
 
   def __init__(self, params: dict[str, Any], index) -> None:
@@ -51,7 +51,7 @@ class _FaissBackend(backends.Backend):
     atomic_io.write_bytes(os.path.join(folder, FILE), np.asarray(data).tobytes())
 
   @classmethod
-  def load(cls, folder: str, params: dict[str, Any]) -> backends.Backend:
+  def load(cls, folder: str, params: dict[str, Any]) -> backend_base.Backend:
     data = np.fromfile(os.path.join(folder, FILE), dtype=np.uint8)
     return cls(params, import_faiss().deserialize_index(data))
 

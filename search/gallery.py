@@ -17,6 +17,8 @@ from search import configs
 from tfrecords_builder import feature_table
 
 SPLIT_ORDER = ("train", "val", "test")
+# Rows normalised at a time.
+_BLOCK_ROWS = 65536
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,13 +43,19 @@ class Gallery:
 
 
 def _normalize(features: np.ndarray, item_ids: np.ndarray, origin: str) -> np.ndarray:
+  """`features` as float32 unit rows, normalised in place block by block (no full copy)."""
+  features = np.asarray(features, np.float32)
   feature_table.check_finite(features, item_ids, origin)
-  norms = np.linalg.norm(features, axis=1, keepdims=True)
-  zero = np.flatnonzero(norms[:, 0] == 0)
-  if len(zero):
-    raise ValueError(f"{origin}: feature of item {str(item_ids[zero[0]])!r} (row {zero[0]}) "
-                     "has norm 0 and no direction to rank by")
-  return (features / norms).astype(np.float32)
+  for start in range(0, len(features), _BLOCK_ROWS):
+    block = features[start:start + _BLOCK_ROWS]
+    norms = np.linalg.norm(block, axis=1, keepdims=True)
+    zero = np.flatnonzero(norms[:, 0] == 0)
+    if len(zero):
+      row = start + zero[0]
+      raise ValueError(f"{origin}: feature of item {str(item_ids[row])!r} (row {row}) "
+                       "has norm 0 and no direction to rank by")
+    block /= norms
+  return features
 
 
 def load_gallery(config: configs.IndexConfig) -> Gallery:
@@ -58,14 +66,24 @@ def load_gallery(config: configs.IndexConfig) -> Gallery:
   if config.split != "all" and missing:
     raise ValueError(f"{config.data_dir}/{data_files.MANIFEST}: no split '{config.split}'; "
                      f"have {sorted(manifest.splits)}")
-  tables = [data_files.load_item_table(manifest, s) for s in splits if s not in missing]
-  item_ids = np.concatenate([t.item_ids for t in tables])
-  categories = np.concatenate([t.categories for t in tables])
-  features = np.concatenate([t.features for t in tables])
+  splits = [s for s in splits if s not in missing]
+  tables = [data_files.load_table_columns(manifest, s, ("item_ids", "categories"))
+            for s in splits]
+  item_ids = np.concatenate([t["item_ids"].astype(str) for t in tables])
+  categories = np.concatenate([t["categories"] for t in tables])
   # An item in several splits keeps its first row (train, val, test order).
   _, first = np.unique(item_ids, return_index=True)
   keep = np.sort(first)
-  item_ids, categories, features = item_ids[keep], categories[keep], features[keep]
+  item_ids, categories = item_ids[keep], categories[keep]
+  # Features are read one split at a time into the kept rows: the gallery is held once,
+  # not once per split and again concatenated (GBs at 10^6 items).
+  features = np.empty((len(keep), manifest.feature_dim), np.float32)
+  bounds = np.cumsum([0] + [len(t["item_ids"]) for t in tables])
+  for split, low, high in zip(splits, bounds[:-1], bounds[1:]):
+    inside = (keep >= low) & (keep < high)
+    split_features = data_files.load_table_columns(manifest, split, ("features",))["features"]
+    features[inside] = split_features[keep[inside] - low]
+    del split_features
   source = {"data_dir": config.data_dir, "split": config.split, "features": config.features}
   origin = f"{config.data_dir} ({config.split})"
   if config.features:

@@ -23,9 +23,11 @@ from absl import logging
 import numpy as np
 
 from keras_models import data_files
+from search import backend_base
 from search import backends
 from search import configs
 from search import gallery as gallery_lib
+from search import id_lookup
 from tfrecords_builder import atomic_io
 
 INDEX_MANIFEST = "index_manifest.json"
@@ -119,9 +121,9 @@ class SearchIndex:
       self.categories = items["categories"].astype(np.int32)
       self.features = items["features"].astype(np.float32)
     self.category_names = tuple(self.manifest["categories"])
-    self._row_of = {item_id: row for row, item_id in enumerate(self.item_ids)}
+    self._lookup = id_lookup.IdLookup(self.item_ids)
     self._rows: dict[int, np.ndarray] = {}
-    self._backends: dict[int, backends.Backend] = {}
+    self._backends: dict[int, backend_base.Backend] = {}
     for entry in self.manifest["categories"].values():
       if entry["items"]:
         folder = os.path.join(index_dir, entry["folder"])
@@ -140,7 +142,11 @@ class SearchIndex:
 
   def row_of(self, item_id: str) -> int | None:
     """Gallery row of `item_id`, None when it is not in the gallery."""
-    return self._row_of.get(item_id)
+    return self._lookup.row(item_id)
+
+  def feature(self, row: int) -> np.ndarray:
+    """`[D]` unit feature of a gallery row."""
+    return self.features[row]
 
   def search(self, category_id: int, queries: np.ndarray,
              k: int) -> tuple[np.ndarray, np.ndarray]:

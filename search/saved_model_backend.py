@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from search import completion
 from search import configs
+from search import id_lookup
 from search import saved_model_export
 
 BACKEND = "saved_model"
@@ -40,8 +41,9 @@ class SavedModelEncoder:
 class SavedModelIndex:
   """The export's gallery, with the interface of `index.SearchIndex` that Completer uses.
 
-  Rows are the export's (sorted by category); item_ids, categories and features are
-  read back from its variables.
+  Rows are the export's (sorted by category); item_ids and categories are read back from
+  its variables, and a query item's feature is gathered from the export's gallery
+  variable, so the gallery is held once (by the loaded SavedModel), not copied.
   """
 
   def __init__(self, export_dir: str, loaded: Any) -> None:
@@ -51,20 +53,23 @@ class SavedModelIndex:
       self.manifest = json.load(stream)
     self.item_ids = loaded.gallery_item_ids.numpy().astype(str)
     self.categories = loaded.gallery_categories.numpy()
-    self.features = loaded.gallery_features.numpy()
     self.category_names = tuple(n.decode() for n in loaded.category_names.numpy())
     self._sizes = loaded.category_sizes.numpy()
-    self._row_of = {item_id: row for row, item_id in enumerate(self.item_ids)}
+    self._lookup = id_lookup.IdLookup(self.item_ids)
 
   @property
   def feature_dim(self) -> int:
-    return int(self.features.shape[1])
+    return int(self._loaded.gallery_features.shape[1])
+
+  def feature(self, row: int) -> np.ndarray:
+    """`[D]` unit feature of a gallery row, gathered from the export's variable."""
+    return self._loaded.gallery_features[row].numpy()
 
   def category_size(self, category_id: int) -> int:
     return int(self._sizes[category_id - 1])
 
   def row_of(self, item_id: str) -> int | None:
-    return self._row_of.get(item_id)
+    return self._lookup.row(item_id)
 
   def search(self, category_id: int, queries: np.ndarray,
              k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,7 @@ function has an `input_signature` (traced once) and checks its request in-graph,
 request fails with an `InvalidArgumentError` naming the input instead of a shape error
 deep in the model or silent garbage. Only core TF ops: a client needs nothing of ours.
 
-Signatures (see README, "Export: SavedModel for TF Serving"):
+Signatures (see docs/export.md):
   predict           item_features [b, n, D], item_categories [b, n], mask [b, n]
                     -> predictions [b, K, D] unit rows (the model; inputs used as given).
   complete          item_features [n, D], item_categories [n], mask [n], item_ids [n]
@@ -18,6 +18,10 @@ Signatures (see README, "Export: SavedModel for TF Serving"):
                     (k > what the category holds): item_id "", score -inf, row -1.
   complete_by_name  the same with item_category_names [n] and category_names [m] strings.
   search            queries [m, D], categories [m], k -> item_ids, scores, rows.
+  score             item_features [n, D], item_categories [n], mask [n] (>= 2 real items)
+                    -> score [] and item_scores [n]: the leave-one-out outfit score
+                    (keras_models/metrics/compatibility.py) of the real items, item features
+                    L2-normalised first; item_scores is 0 where mask is False.
   metadata          () -> category_names [K], category_sizes [K], feature_dim,
                     num_items, num_categories, max_k.
 """
@@ -31,7 +35,7 @@ import tensorflow as tf
 from keras_models.models import cst
 from search import in_graph_search
 
-SIGNATURES = ("predict", "complete", "complete_by_name", "search", "metadata")
+SIGNATURES = ("predict", "complete", "complete_by_name", "search", "score", "metadata")
 _SUMMARIZE = 8
 
 
@@ -189,6 +193,34 @@ class RetrievalModule(tf.Module):
                                  "item_category_names (where mask)"), 0)
     return self.complete(item_features, item_categories, mask, item_ids,
                          self._category_ids(category_names, "category_names"), k)
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32),
+      tf.TensorSpec([None], tf.bool)], autograph=False)
+  def score(self, item_features, item_categories, mask):
+    """Each real item predicted from the other real items: one batch of n masked copies."""
+    item_features = self._checked_dim(item_features, "item_features")
+    count = tf.shape(item_features)[0]
+    shapes_agree = tf.reduce_all(tf.equal(tf.stack([tf.size(item_categories),
+                                                    tf.size(mask)]), count))
+    norms = tf.norm(tf.boolean_mask(item_features, mask), axis=1)
+    real = tf.reduce_sum(tf.cast(mask, tf.int32))
+    with tf.control_dependencies([
+        _check(shapes_agree, "item_categories and mask must be [n] like item_features [n, D]"),
+        _check(real >= 2, "mask: the score needs at least two real items; got", real),
+        _check(tf.reduce_all(tf.math.is_finite(norms) & (norms > 0)),
+               "item_features: real items need finite values and a non-zero norm")]):
+      unit = tf.math.l2_normalize(item_features, axis=-1)
+    categories = tf.where(mask, item_categories, 1)
+    categories = self._checked_categories(categories, "item_categories (where mask)")
+    others = mask[tf.newaxis, :] & ~tf.eye(count, dtype=tf.bool)
+    predicted = self.predict(tf.repeat(unit[tf.newaxis], count, axis=0),
+                             tf.repeat(categories[tf.newaxis], count, axis=0),
+                             others)["predictions"]
+    own = tf.gather(predicted, categories - 1, batch_dims=1)
+    similarities = tf.where(mask, tf.reduce_sum(own * unit, axis=-1), 0.0)
+    return {"score": tf.reduce_sum(similarities) / tf.cast(real, tf.float32),
+            "item_scores": similarities}
 
   @tf.function(input_signature=[], autograph=False)
   def metadata(self):

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from search import backends
+from search import backend_base
 from search import configs
 
 _OPS_MODULE = "scann.scann_ops.py.scann_ops"
@@ -48,7 +48,7 @@ def partition_params(num_items: int, config: configs.IndexConfig) -> dict[str, A
           "leaves_to_search": int(min(to_search, leaves)), "reorder": config.scann_reorder}
 
 
-class ScannBackend(backends.Backend):
+class ScannBackend(backend_base.Backend):
   """ScaNN searcher with dot-product similarity."""
 
   name = "scann"

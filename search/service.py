@@ -1,4 +1,4 @@
-"""The HTTP JSON query service (FastAPI): POST /v1/complete, GET /v1/info, GET /healthz.
+"""The HTTP JSON query service (FastAPI): POST /v1/complete|score, GET /v1/info, /healthz.
 
 `build_app` also adds the browser page at / and its routes (`search/page.py`).
 
@@ -17,8 +17,9 @@ only then frees its slot, so overruns cannot pile up unbounded work).
 import asyncio
 import contextlib
 import functools
+import os
 import time
-from typing import Any
+from typing import Any, Callable
 
 from absl import logging
 import anyio
@@ -29,12 +30,15 @@ import pydantic
 from starlette import exceptions as starlette_exceptions
 
 from keras_models import data_files
+from search import api_models
 from search import completion
 from search import configs
 from search import index as index_lib
 from search import page
+from search import page_data
 from search import query_encoder
 from search import saved_model_backend
+from search import scoring
 
 
 def error_response(status: int, field: str | None, message: str) -> responses.JSONResponse:
@@ -79,15 +83,9 @@ class BodyLimitMiddleware:
 def request_models(config: configs.ServeConfig) -> type[pydantic.BaseModel]:
   """The request body model; its bounds come from `config`."""
 
-  class Item(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
-    item_id: str | None = pydantic.Field(None, max_length=1000)
-    feature: list[float] | None = None
-    category: str | None = pydantic.Field(None, max_length=1000)
-
   class CompleteRequest(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
-    items: list[Item] = pydantic.Field(min_length=1, max_length=config.max_items)
+    items: list[api_models.RequestItem] = pydantic.Field(min_length=1, max_length=config.max_items)
     categories: list[str] = pydantic.Field(min_length=1, max_length=1000)
     k: int = pydantic.Field(10, ge=1, le=config.max_k)
     exclude_query_items: bool = True
@@ -100,6 +98,29 @@ def _finish(slots: asyncio.Semaphore, work: asyncio.Future) -> None:
   slots.release()
   if not work.cancelled() and work.exception() is not None:
     logging.info("request work ended with %r", work.exception())
+
+
+async def _run_in_slot(slots: asyncio.Semaphore, timeout: float,
+                       function: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+  """Runs `function(*args)` in a worker thread once a slot is free, within `timeout` s.
+
+  503 when no slot frees in time, 504 when the work does not end in the time left; the
+  slot stays taken until the work really ends (a timed-out thread cannot be stopped).
+  """
+  start = time.perf_counter()
+  try:
+    await asyncio.wait_for(slots.acquire(), timeout)
+  except TimeoutError:
+    raise completion.ApiError(503, None, f"busy: no worker free within {timeout} s") from None
+  work = asyncio.ensure_future(anyio.to_thread.run_sync(function, *args))
+  work.add_done_callback(functools.partial(_finish, slots))
+  remaining = max(0.0, timeout - (time.perf_counter() - start))
+  try:
+    answer = await asyncio.wait_for(asyncio.shield(work), remaining)
+  except TimeoutError:
+    raise completion.ApiError(504, None, f"timed out after {timeout} s") from None
+  answer["total_ms"] = round((time.perf_counter() - start) * 1000.0, 3)
+  return answer
 
 
 def _field(location: tuple) -> str:
@@ -157,25 +178,18 @@ def create_app(completer: completion.Completer, config: configs.ServeConfig,
 
   @app.post("/v1/complete")
   async def complete(request: request_model) -> dict[str, Any]:
-    start = time.perf_counter()
-    timeout = config.request_timeout_s
-    slots: asyncio.Semaphore = app.state.slots
-    try:
-      await asyncio.wait_for(slots.acquire(), timeout)
-    except TimeoutError:
-      raise completion.ApiError(503, None, f"busy: no worker free within {timeout} s") from None
     items = [completion.QueryItem(**item.model_dump()) for item in request.items]
-    work = asyncio.ensure_future(anyio.to_thread.run_sync(
-        completer.complete, items, request.categories, request.k,
-        request.exclude_query_items))
-    work.add_done_callback(functools.partial(_finish, slots))
-    remaining = max(0.0, timeout - (time.perf_counter() - start))
-    try:
-      answer = await asyncio.wait_for(asyncio.shield(work), remaining)
-    except TimeoutError:
-      raise completion.ApiError(504, None, f"timed out after {timeout} s") from None
-    answer["total_ms"] = round((time.perf_counter() - start) * 1000.0, 3)
-    return answer
+    return await _run_in_slot(app.state.slots, config.request_timeout_s, completer.complete,
+                              items, request.categories, request.k,
+                              request.exclude_query_items)
+
+  score_model = scoring.request_model(config)
+  scorer = scoring.Scorer(completer)
+
+  @app.post("/v1/score")
+  async def score(request: score_model) -> dict[str, Any]:
+    items = [completion.QueryItem(**item.model_dump()) for item in request.items]
+    return await _run_in_slot(app.state.slots, config.request_timeout_s, scorer.score, items)
 
   return app
 
@@ -186,7 +200,9 @@ def build_app(config: configs.ServeConfig) -> fastapi.FastAPI:
   if config.saved_model:
     completer, info = saved_model_backend.completer_and_info(config)
     logging.info("serving the SavedModel %s", config.saved_model)
-    return create_app(completer, config, info)
+    app = create_app(completer, config, info)
+    _add_page_of_export(app, config, info)
+    return app
   manifest = data_files.load_manifest(config.data_dir)
   index = index_lib.SearchIndex(config.index_dir)
   index_lib.check_against_data(f"{config.index_dir}/{index_lib.INDEX_MANIFEST}", index,
@@ -215,5 +231,25 @@ def build_app(config: configs.ServeConfig) -> fastapi.FastAPI:
   logging.info("serving %s (%s) with a %s index of %d items", config.model_dir,
                manifest.data_label(), index.backend, len(index.item_ids))
   app = create_app(completer, config, info)
-  page.add_routes(app, page.PageData(manifest, config.model_dir))
+  page.add_routes(app, page_data.PageData(manifest, config.model_dir))
   return app
+
+
+def _add_page_of_export(app: fastapi.FastAPI, config: configs.ServeConfig,
+                        info: dict[str, Any]) -> None:
+  """Adds the page over a SavedModel: its sets come from --data_dir, else the data folder
+  the export records; where that folder is gone (an export copied alone to a server) the
+  API is served without the page, with a warning."""
+  data_dir = config.data_dir or info["dataset"].get("data_dir") or ""
+  model_dir = config.model_dir or info["model"].get("model_dir") or ""
+  path = os.path.join(data_dir, data_files.MANIFEST)
+  if not config.data_dir and not os.path.isfile(path):
+    logging.warning("no browser page: %s (the export's data folder) not found; pass "
+                    "--data_dir to serve the page", path)
+    return
+  manifest = data_files.load_manifest(data_dir)
+  exported = [category["name"] for category in info["categories"]]
+  if list(manifest.categories) != exported:
+    raise ValueError(f"{path}: categories {list(manifest.categories)} differ from the "
+                     f"SavedModel's {exported}; pass the --data_dir it was exported from")
+  page.add_routes(app, page_data.PageData(manifest, model_dir))

@@ -17,7 +17,9 @@ from flags import eval_flags
 from flags import train_flags
 from keras_models import baselines
 from keras_models import data_files
+from keras_models import evaluator as evaluator_lib
 from keras_models import input_pipeline
+from keras_models import run_config
 from keras_models import training
 from keras_models.models import builder
 from tests import tiny_data
@@ -90,6 +92,9 @@ def test_train_main_then_eval_main(data_dir, tmp_path, monkeypatch, capsys):
     expected = train_flags.train_config_from_flags()
     _parse(f"--flagfile={os.path.join(model_dir, 'flags.txt')}")
     assert train_flags.train_config_from_flags() == expected
+  # model_config.json describes the encoder, so readers of the run need no architecture flag.
+  saved = run_config.read(model_dir)
+  assert saved.model == expected.model and saved.data_dir == os.path.abspath(data_dir)
   with flagsaver.flagsaver():
     _parse("--flagfile=experiments/smoke/cst.flags", f"--data_dir={data_dir}",
            f"--model_dir={model_dir}", "--split=test", "--gallery_chunk_size=7")
@@ -114,6 +119,13 @@ def test_train_main_then_eval_main(data_dir, tmp_path, monkeypatch, capsys):
     assert 0.0 <= values["micro"]["fitb_4"] <= 1.0
     assert values["micro"]["recall_at_30"] <= values["micro"]["recall_at_50"]
   assert metrics["ridge"]["lambda"] in metrics["ridge"]["lambdas"]
+  # The centred baseline is built on the true category means, not on the unit centres.
+  test = evaluator_lib.Evaluator(manifest, "test")
+  for centres, same in ((data_files.load_category_means(manifest), True),
+                        (data_files.load_centers(manifest), False)):
+    ranks = test.ranks(baselines.predictions("centred_query_mean", test, centres))
+    mrr = metrics["methods"]["centred_query_mean"]["micro"]["mrr"]
+    assert (abs(mrr - test.summarize(ranks)["micro/mrr"]) < 1e-6) == same
   assert metrics["fitb"]["candidates"] == 4
   summary = pd.read_csv(os.path.join(out, "results_summary.csv"))
   assert set(summary["scope"]) >= {"overall_micro", "overall_macro"}
@@ -140,6 +152,9 @@ def test_eval_main_rejects_weights_of_another_architecture(data_dir, tmp_path, m
   with flagsaver.flagsaver():
     _parse("--flagfile=experiments/smoke/cst.flags", f"--data_dir={data_dir}",
            f"--model_dir={tmp_path / 'none'}")
+    with pytest.raises(FileNotFoundError, match="--model_dir=.*none: no such file"):
+      eval_main.main(["eval_main"])
+    os.makedirs(tmp_path / "none")
     with pytest.raises(FileNotFoundError, match="weights not found"):
       eval_main.main(["eval_main"])
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 
-from absl import app
 from absl import logging
 
 # entry_flags first: it loads TF with its start-up noise filtered (see its docstring).
@@ -19,8 +18,8 @@ from tfrecords_builder import build
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  del argv  # entry_flags refuses positional arguments.
+  entry_flags.check_input_paths(builder_flags.input_path_flags())
   config = builder_flags.builder_config_from_flags()
   manifest = build.run(config)
   counts = {s: {"sets": v["sets"], "items": v["items"]} for s, v in manifest["splits"].items()}

@@ -7,7 +7,9 @@ import dataclasses
 from tfrecords_builder.sources import synthetic
 
 # Sources that read images: they need `features` (precomputed) or an `encoder`.
-IMAGE_SOURCES = ("deepfurniture", "iqon3000")
+IMAGE_SOURCES = ("deepfurniture", "iqon3000", "polyvore_outfits")
+POLYVORE_VERSIONS = ("nondisjoint", "disjoint")
+POLYVORE_CATEGORIES = ("semantic", "fine")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,6 +22,8 @@ class BuilderConfig:
     features: Features `.npz` (`item_ids`, `features`): optional for the generic source;
       for deepfurniture/iqon3000 precomputed features keyed by furniture_id / itemId.
     image_dir: Optional folder of `<item_id>.jpg` images for the generic source.
+    set_image_dir: Optional folder of `<set_id>.jpg` set photos (rooms, outfits) for the
+      generic source.
     output_dir: Folder that receives shards, item tables, centers and manifest.
     num_shards: Shards per split (capped at the number of sets).
     overwrite: Replace a non-empty `output_dir`.
@@ -33,6 +37,12 @@ class BuilderConfig:
     encoder_path: Encoder weights, e.g. a local keras-hub CLIP preset folder.
     encoder_batch_size: Images per encoder batch.
     skip_bad_images: Drop (and count) unreadable images instead of failing.
+    polyvore_version: Polyvore Outfits version read by `polyvore_outfits`.
+    polyvore_categories: "semantic" (11 types) or "fine" (`category_id`, about 150).
+    question_seed: Seed of the FITB / compatibility questions generated for datasets that
+      ship none (written to questions/ beside the shards).
+    question_sets: Sets per split that get generated questions (a seeded uniform sample
+      when the split has more), so that scoring them costs the same at any size; 0 = all.
   """
 
   source: str
@@ -40,6 +50,7 @@ class BuilderConfig:
   input: str = ""
   features: str = ""
   image_dir: str = ""
+  set_image_dir: str = ""
   num_shards: int = 4
   overwrite: bool = False
   seed: int = 0
@@ -50,6 +61,10 @@ class BuilderConfig:
   encoder_path: str = ""
   encoder_batch_size: int = 32
   skip_bad_images: bool = False
+  polyvore_version: str = "nondisjoint"
+  polyvore_categories: str = "semantic"
+  question_seed: int = 0
+  question_sets: int = 3000
 
   def validate(self) -> None:
     from tfrecords_builder import sources  # pylint: disable=g-import-not-at-top
@@ -61,8 +76,18 @@ class BuilderConfig:
       raise ValueError("--output_dir is required")
     if self.num_shards < 1:
       raise ValueError(f"--num_shards must be >= 1, got {self.num_shards}")
+    if self.question_sets < 0:
+      raise ValueError(f"--question_sets must be >= 0 (0: every set), got {self.question_sets}")
     if self.source == "synthetic":
       self.synthetic.validate()
+    if self.polyvore_version not in POLYVORE_VERSIONS:
+      raise ValueError(f"--polyvore_version must be one of {POLYVORE_VERSIONS}, got "
+                       f"{self.polyvore_version!r}")
+    if self.polyvore_categories not in POLYVORE_CATEGORIES:
+      raise ValueError(f"--polyvore_categories must be one of {POLYVORE_CATEGORIES}, got "
+                       f"{self.polyvore_categories!r}")
+    if self.set_image_dir and self.source != "generic":
+      raise ValueError(f"--set_image_dir is only used by --source=generic, not {self.source}")
     self._validate_encoder()
 
   def _validate_encoder(self) -> None:

@@ -8,6 +8,7 @@ source gets the same checks and the same error messages.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +27,8 @@ class RawSet:
     group: Sets sharing a group are kept in one split (e.g. photos of one room).
     images: Optional image path of each item ("" when unknown).
     origin: Where the set came from, for error messages ("sets.jsonl:17").
+    image: Optional path of the set's own photograph (a room, an outfit), "" when none;
+      collages and the browser page show it beside the query items.
   """
 
   set_id: str
@@ -35,6 +38,7 @@ class RawSet:
   group: str | None = None
   images: tuple[str, ...] | None = None
   origin: str = ""
+  image: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +54,9 @@ class RawDataset:
     category_names: Explicit vocabulary order (ids 1..K in this order); None means the
       sorted unique category names of the sets.
     synthetic: True when the data is generated; every report labels it as such.
+    questions: Official FITB / compatibility question files by split ("val", "test"),
+      for sources that ship them (Polyvore Outfits); None: the builder generates them.
+    report: Counts and findings of the source written to the manifest (`source_report`).
   """
 
   name: str
@@ -59,3 +66,5 @@ class RawDataset:
   features_origin: str
   category_names: tuple[str, ...] | None = None
   synthetic: bool = False
+  questions: dict[str, Any] | None = None
+  report: dict[str, Any] | None = None

@@ -3,9 +3,13 @@
 Layout of the output folder:
   <split>-00000-of-000NN.tfrecord   one tf.train.Example per set (see schema.py)
   items-<split>.npz                 item table: item_ids, categories, features, images,
-                                    set_offsets/set_items (set membership, CSR)
+                                    set_ids, set_offsets/set_items (set membership, CSR),
+                                    set_images (each set's own photo, "" when none)
   category_centers.npy              [K, D] normalised train mean per category
+  category_means.npy                [K, D] train mean of the normalised items per category
   manifest.json                     source, dims, vocabulary, counts, shards with sha256
+  questions/                        FITB and compatibility questions of val and test, in
+                                    the Polyvore Outfits format (question_writer.py)
 The whole folder is built under a temporary name and renamed into place, so a crash
 never leaves a half-built dataset that looks complete.
 """
@@ -16,7 +20,7 @@ import datetime
 import hashlib
 import os
 import time
-from typing import Any
+from typing import Any, Callable
 
 from absl import logging
 import numpy as np
@@ -29,6 +33,7 @@ from tfrecords_builder import schema
 
 MANIFEST = "manifest.json"
 CENTERS = "category_centers.npy"
+MEANS = "category_means.npy"
 FORMAT_VERSION = 1
 
 
@@ -69,14 +74,20 @@ def _write_split(folder: str, split: str, data: dataset_builder.SplitData,
       os.path.join(folder, item_table_name(split)), item_ids=data.item_ids,
       categories=data.categories, features=data.features, images=data.images,
       set_ids=np.asarray(data.set_ids), set_offsets=offsets,
-      set_items=np.concatenate(data.set_items).astype(np.int32))
+      set_items=np.concatenate(data.set_items).astype(np.int32),
+      set_images=(data.set_images if data.set_images is not None
+                  else np.full(len(data.set_ids), "")))
   return shards
 
 
 def write(built: dataset_builder.BuiltDataset, output_dir: str, *, source: str,
           synthetic: bool, num_shards: int, overwrite: bool,
-          options: dict[str, Any]) -> dict[str, Any]:
+          options: dict[str, Any],
+          extras: dict[str, Callable[[str], Any]] | None = None) -> dict[str, Any]:
   """Writes `built` into `output_dir` and returns the manifest.
+
+  `extras` write more files into the staged folder (e.g. the questions/ folder): each is
+  called with the staging path, and what it returns is kept in the manifest under its key.
 
   Raises:
     FileExistsError: `output_dir` is not empty and `overwrite` is False.
@@ -101,14 +112,20 @@ def write(built: dataset_builder.BuiltDataset, output_dir: str, *, source: str,
           "skipped_small_sets": built.skipped_small_sets.get(split, 0),
           "item_table": item_table_name(split), "shards": shards}
     atomic_io.write_npy(os.path.join(staging, CENTERS), built.centers)
+    train = built.splits["train"]
+    atomic_io.write_npy(os.path.join(staging, MEANS), dataset_builder.category_means(
+        train.features, train.categories, len(built.category_names)))
     manifest = {
         "format_version": FORMAT_VERSION, "source": source, "synthetic": synthetic,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "feature_dim": built.feature_dim, "num_categories": len(built.category_names),
         "categories": list(built.category_names),
         "max_set_size": max(s["max_set_size"] for s in splits.values()),
-        "category_centers": CENTERS, "options": options, "splits": splits,
+        "category_centers": CENTERS, "category_means": MEANS, "options": options,
+        "splits": splits,
         "build_seconds": round(time.time() - start, 3)}
+    for key, write_extra in (extras or {}).items():
+      manifest[key] = write_extra(staging)
     atomic_io.write_json(os.path.join(staging, MANIFEST), manifest)
   logging.info("wrote %s in %.1f s: %s", output_dir, time.time() - start,
                {s: (v["sets"], v["items"]) for s, v in splits.items()})

@@ -1,4 +1,4 @@
-"""Conditional retrieval (cosine top-k with exclusions) and its two metrics, pure functions.
+"""Conditional retrieval (exact streaming cosine top-k with exclusions) and its two metrics.
 
 - `condition_precision_at_k` = (1/Q) sum_q (1/k) sum_{r <= k} [class(ret_{q,r}) = c_q]:
   the figure Backward Search calls "mAP@10" (it is mean precision@10, not an AP).
@@ -12,35 +12,59 @@ precision and are left out of the context mean.
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
+from keras_models import configs
+from keras_models.metrics import streaming
 
-@tf.function(input_signature=[
-    tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32),
-    tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, None], tf.float32),
-    tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32)])
-def retrieve(queries, excluded_rows, only_category, gallery, gallery_categories, k):
+
+def retrieve(queries: np.ndarray, excluded_rows: np.ndarray, only_category: np.ndarray,
+             gallery: np.ndarray | tf.Tensor, gallery_categories: np.ndarray, k: int,
+             ranker: streaming.ChunkedRanker | None = None,
+             chunk_size: int = configs.GALLERY_CHUNK_SIZE) -> tuple[np.ndarray, np.ndarray]:
   """Cosine top-k of each query over the gallery, with per-query exclusions.
+
+  The exact streaming top-(k + 1) (`streaming.ChunkedRanker`), so memory is bounded by its
+  [query chunk, gallery chunk] score blocks, never [Q, G]: queries restricted to a
+  category are ranked against that category's rows only, the others against the whole
+  gallery, and the excluded row is dropped from the k + 1 found (or the last of them).
+  Equal scores keep gallery order.
 
   Args:
     queries: `[Q, D]` float32 query vectors (normalised inside).
-    excluded_rows: `[Q]` int32 gallery row never returned (the query item), -1 for none.
-    only_category: `[Q]` int32 category the results must have, -1 for any.
+    excluded_rows: `[Q]` int gallery row never returned (the query item), -1 for none.
+    only_category: `[Q]` int category (> 0) the results must have, -1 for any.
     gallery: `[G, D]` float32 L2-normalised gallery vectors.
-    gallery_categories: `[G]` int32.
+    gallery_categories: `[G]` int categories (> 0).
     k: results per query.
+    ranker: the exact streaming top-k; a default one when None.
+    chunk_size: gallery rows scored per fold.
 
   Returns:
-    (rows, valid): `[Q, k]` int32 gallery rows best first and `[Q, k]` bool, False for
-    empty slots.
+    (rows, valid): `[Q, k]` int32 gallery rows best first (0 in empty slots) and `[Q, k]`
+    bool, False for empty slots (a category with fewer than k items).
   """
-  scores = tf.matmul(tf.math.l2_normalize(queries, axis=1), gallery, transpose_b=True)
-  columns = tf.range(tf.shape(gallery)[0])[tf.newaxis, :]
-  masked = tf.equal(columns, excluded_rows[:, tf.newaxis]) | (
-      (only_category[:, tf.newaxis] >= 0)
-      & tf.not_equal(gallery_categories[tf.newaxis, :], only_category[:, tf.newaxis]))
-  top = tf.math.top_k(tf.where(masked, float("-inf"), scores), k=k)
-  return top.indices, tf.math.is_finite(top.values)
+  ranker = ranker or streaming.ChunkedRanker()
+  queries = tf.math.l2_normalize(tf.constant(queries, tf.float32), axis=1)
+  excluded_rows = np.asarray(excluded_rows, np.int64)
+  only_category = np.asarray(only_category, np.int64)
+  gallery_categories = np.asarray(gallery_categories, np.int64)
+  ids = np.arange(len(gallery_categories), dtype=np.int64)
+  found = np.full([len(excluded_rows), k + 1], -1, np.int64)
+  # Unrestricted queries rank every row (one shared category); restricted ones their own.
+  unrestricted = only_category < 0
+  for selected, query_categories, categories in (
+      (unrestricted, np.ones_like(only_category), np.ones_like(gallery_categories)),
+      (~unrestricted, only_category, gallery_categories)):
+    if selected.any():
+      block = np.flatnonzero(selected)
+      _, found[block] = ranker.top_k(tf.gather(queries, block), query_categories[block],
+                                     gallery, categories, ids, k + 1, chunk_size)
+  kept = np.argsort(found == excluded_rows[:, np.newaxis], axis=1, kind="stable")[:, :k]
+  found = np.take_along_axis(found, kept, axis=1)
+  valid = found >= 0
+  return np.where(valid, found, 0).astype(np.int32), valid
 
 
 def condition_precision_at_k(retrieved_categories: tf.Tensor, valid: tf.Tensor,

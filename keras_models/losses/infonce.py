@@ -28,7 +28,8 @@ class CategoryLogits(typing.NamedTuple):
     logits: `[num_items, num_candidates]` float32, s(p, candidate) / tau.
     allowed: `[num_items, num_candidates]` bool, the softmax's support.
     positive: `[num_items, num_candidates]` bool, one True per valid item.
-    counted: `[num_items]` bool, items that enter the loss.
+    counted: `[num_items]` bool, items that enter the loss: valid targets with at
+      least one allowed negative.
   """
 
   logits: tf.Tensor
@@ -115,8 +116,10 @@ def category_logits(
     negative = tf.logical_and(negative, tf.logical_not(accidental))
   allowed = tf.logical_or(negative, positive)
 
-  category_count = tf.reduce_sum(tf.cast(same_category, tf.int32), axis=1)
-  counted = tf.logical_and(tf.reshape(target_mask, [num_items]), category_count >= 2)
+  # A target with no negative has loss 0 and no gradient; counting it would only shrink
+  # the step by the batch's share of such targets.
+  counted = tf.logical_and(tf.reshape(target_mask, [num_items]),
+                           tf.reduce_any(negative, axis=1))
   return CategoryLogits(logits, allowed, positive, counted)
 
 
@@ -145,9 +148,13 @@ def category_infonce(
   index other than y's (the same item met in another set is not a negative).
   Other items of category c in y's own set are
   left out entirely: they belong to the same set, so they are not negatives, and
-  only y is the positive. An item is counted only if category c has at least 2
-  valid items among all candidates (same-set ones included, as in the original
-  code); with exactly two in one set its loss is 0 but it still counts.
+  only y is the positive. An item is counted only if C(y) holds at least one
+  negative (C(y) != {y}): a target whose same-category candidates are all in its
+  own set, or all its own item met elsewhere, has loss 0 and no gradient, and
+  counting it would only dilute the mean. This is the rule of the original's
+  TPaNeg loss (mean over items with >= 1 negative, REFERENCE.md 2.3); the original's
+  in-batch loss counted every item of a category with >= 2 items in the batch,
+  negatives or not.
 
     loss_sum = sum_{counted y} loss_y,    num_valid = |{counted y}|
 

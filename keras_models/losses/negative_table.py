@@ -15,44 +15,67 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from keras_models.losses import random_pool
 from keras_models.losses import set_ops
 
 POOLS = ("nearest", "random")
 
 
-@tf.function(input_signature=[
-    tf.TensorSpec([None, None], tf.float32),
-    tf.TensorSpec([None], tf.int64),
-    tf.TensorSpec([None], tf.int64),
-    tf.TensorSpec([None, None], tf.bool),
-    tf.TensorSpec([None, None], tf.float32),
-    tf.TensorSpec([None, None], tf.float32),
-    tf.TensorSpec([None, None], tf.int64),
-    tf.TensorSpec([], tf.float32),
-    tf.TensorSpec([], tf.float32),
-    tf.TensorSpec([], tf.int32),
-])
-def _fold_block(similarity: tf.Tensor, row_ids: tf.Tensor,
-                col_ids: tf.Tensor, excluded: tf.Tensor, priority: tf.Tensor,
-                best_values: tf.Tensor, best_ids: tf.Tensor, min_similarity: tf.Tensor,
-                max_similarity: tf.Tensor, num_negatives: tf.Tensor
-                ) -> tuple[tf.Tensor, tf.Tensor]:
-  """Merges one block of same-category candidates into each row's running top-k.
+# Columns per group of the threshold filter: a group is gathered when any of its columns
+# can enter a row's running top list.
+_GROUP = 8
 
-  `similarity` (cosines of unit vectors of one category), `excluded` and `priority` are
-  `[rows, cols]`; `best_*` are `[rows, <= num_negatives]`.
-  Eligible candidates are ranked by `priority` (the similarity itself for the nearest
-  pool, uniform noise for the random pool). Running lists are concatenated before the
-  new block and `top_k` prefers the earlier position on ties, so the result equals a
-  stable descending sort by priority then index.
+
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _group_max(similarity: tf.Tensor, thresholds: tf.Tensor, low: tf.Tensor,
+               high: tf.Tensor) -> tf.Tensor:
+  """[rows, cols / G] max similarity per column group of the candidates above the rows'
+  thresholds and within [low, high] (-inf when none); one fused pass (XLA)."""
+  keep = (similarity > thresholds[:, None]) & (similarity >= low) & (similarity <= high)
+  masked = tf.where(keep, similarity, float("-inf"))
+  return tf.reduce_max(tf.reshape(masked, [tf.shape(similarity)[0], -1, _GROUP]), axis=2)
+
+
+@tf.function(input_signature=[
+    tf.TensorSpec([None, None], tf.float32),  # similarity [rows, cols], cols % G == 0
+    tf.TensorSpec([None, None], tf.float32),  # group maxima [rows, cols / G]
+    tf.TensorSpec([None], tf.float32),  # thresholds [rows]
+    tf.TensorSpec([], tf.float32),  # low
+    tf.TensorSpec([], tf.float32),  # high
+    tf.TensorSpec([None], tf.int64),  # column ids [cols], -1 = padding
+    tf.TensorSpec([None, None], tf.float32),  # best similarities [rows, <= k]
+    tf.TensorSpec([None, None], tf.int64),  # best ids [rows, <= k]
+    tf.TensorSpec([], tf.int32),  # k
+])
+def _merge_groups(similarity: tf.Tensor, group_max: tf.Tensor, thresholds: tf.Tensor,
+                  low: tf.Tensor, high: tf.Tensor, col_ids: tf.Tensor, best_values: tf.Tensor,
+                  best_ids: tf.Tensor, k: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+  """Merges the candidates of the groups `_group_max` found into each row's running top k.
+
+  Only the gathered groups enter the top_k, so once a row holds k candidates a block costs
+  a filter pass instead of a top_k over all its columns. Running lists come first and the
+  groups keep column order, so ties prefer the lower position, as a stable sort would.
   """
-  eligible = ((similarity >= min_similarity) & (similarity <= max_similarity)
-              & (row_ids[:, None] != col_ids[None, :]) & ~excluded)
-  ranked = tf.where(eligible, priority, set_ops.MASKED_LOGIT)
-  values = tf.concat([best_values, ranked], axis=1)
-  ids = tf.concat([best_ids, tf.broadcast_to(col_ids[None, :], tf.shape(ranked))], axis=1)
-  k = tf.minimum(num_negatives, tf.shape(values)[1])
-  values, positions = tf.math.top_k(values, k=k)
+  rows = tf.shape(similarity)[0]
+  found = tf.where(group_max > float("-inf"))
+  blocks = tf.reshape(similarity, [rows, -1, _GROUP])
+  values = tf.gather_nd(blocks, found)
+  keep = ((values > tf.gather(thresholds, found[:, 0])[:, None]) & (values >= low)
+          & (values <= high))
+  values = tf.where(keep, values, set_ops.MASKED_LOGIT)
+  ids = tf.where(keep, tf.gather(tf.reshape(col_ids, [-1, _GROUP]), found[:, 1]), -1)
+  counts = tf.math.bincount(tf.cast(found[:, 0], tf.int32), minlength=rows, dtype=tf.int64)
+  slots = tf.range(tf.shape(found)[0], dtype=tf.int64) - tf.gather(
+      tf.cumsum(counts, exclusive=True), found[:, 0])
+  shape = tf.stack([tf.cast(rows, tf.int64), tf.reduce_max(counts), _GROUP])
+  target = tf.stack([found[:, 0], slots], axis=1)
+  gathered = tf.reshape(tf.tensor_scatter_nd_update(
+      tf.fill(shape, set_ops.MASKED_LOGIT), target, values), [rows, -1])
+  gathered_ids = tf.reshape(tf.tensor_scatter_nd_update(
+      tf.fill(shape, tf.constant(-1, tf.int64)), target, ids), [rows, -1])
+  values = tf.concat([best_values, gathered], axis=1)
+  ids = tf.concat([best_ids, gathered_ids], axis=1)
+  values, positions = tf.math.top_k(values, k=tf.minimum(k, tf.shape(values)[1]))
   return values, tf.gather(ids, positions, batch_dims=1)
 
 
@@ -82,16 +105,6 @@ def co_member_pairs(set_offsets: np.ndarray, set_items: np.ndarray) -> np.ndarra
   return np.unique(pairs[pairs[:, 0] != pairs[:, 1]], axis=0)
 
 
-def _excluded_block(pairs: np.ndarray, row_start: int, num_rows: int, col_start: int,
-                    num_cols: int) -> np.ndarray:
-  """`[num_rows, num_cols]` bool mask of the pairs (member positions) inside one block."""
-  mask = np.zeros((num_rows, num_cols), bool)
-  inside = ((pairs[:, 0] >= row_start) & (pairs[:, 0] < row_start + num_rows)
-            & (pairs[:, 1] >= col_start) & (pairs[:, 1] < col_start + num_cols))
-  mask[pairs[inside, 0] - row_start, pairs[inside, 1] - col_start] = True
-  return mask
-
-
 def build_negative_table(features: np.ndarray | tf.Tensor, categories: np.ndarray | tf.Tensor,
                          num_negatives: int, min_similarity: float,
                          set_ids: np.ndarray | tf.Tensor | None = None,
@@ -109,7 +122,8 @@ def build_negative_table(features: np.ndarray | tf.Tensor, categories: np.ndarra
   top-k, so memory stays bounded for 1e5+ items.
 
   Args:
-    features: `[num_items, dim]` float array or tensor.
+    features: `[num_items, dim]` float array, tensor or variable (read one category at a
+      time).
     categories: `[num_items]` int category of each item.
     num_negatives: columns of the table, >= 1.
     min_similarity: smallest cosine similarity a negative may have.
@@ -127,9 +141,10 @@ def build_negative_table(features: np.ndarray | tf.Tensor, categories: np.ndarra
   Raises:
     ValueError: on bad shapes or arguments.
   """
-  features = np.asarray(features, dtype=np.float32)
+  if not isinstance(features, (tf.Tensor, tf.Variable)):
+    features = np.asarray(features, dtype=np.float32)
   categories = np.asarray(categories).astype(np.int64)
-  if features.ndim != 2 or categories.shape != (features.shape[0],):
+  if len(features.shape) != 2 or categories.shape != (features.shape[0],):
     raise ValueError(f"build_negative_table: features {features.shape} and categories "
                      f"{categories.shape} must be [N, D] and [N]")
   num_items = features.shape[0]
@@ -148,38 +163,66 @@ def build_negative_table(features: np.ndarray | tf.Tensor, categories: np.ndarra
     # Same-set exclusion is the co-member exclusion of one set per item.
     pairs = np.concatenate([pairs, co_member_pairs(*_csr_of(set_ids))])
 
-  unit = set_ops.l2_normalize(tf.constant(features)).numpy()
   table = np.full((num_items, num_negatives), -1, dtype=np.int32)
-  bounds = (tf.constant(min_similarity, tf.float32), tf.constant(max_similarity, tf.float32))
-  k = tf.constant(num_negatives, tf.int32)
   position = np.full(num_items, -1, np.int64)
   for category in np.unique(categories):
     members = np.flatnonzero(categories == category)
     position[members] = np.arange(len(members))
     local = position[pairs]
     local = local[(local >= 0).all(axis=1)]
-    for row_start in range(0, len(members), chunk_size):
-      rows = members[row_start:row_start + chunk_size]
-      best_values = tf.zeros([len(rows), 0], tf.float32)
-      best_ids = tf.zeros([len(rows), 0], tf.int64)
-      for col_start in range(0, len(members), chunk_size):
-        cols = members[col_start:col_start + chunk_size]
-        similarity = tf.matmul(unit[rows], unit[cols], transpose_b=True)
-        if pool == "nearest":
-          priority = similarity
-        else:
-          block_seed = tf.random.experimental.stateless_fold_in(
-              tf.constant(seed, tf.int64), int(category) * 1_000_003 + row_start * 7919
-              + col_start)
-          priority = tf.random.stateless_uniform([len(rows), len(cols)], block_seed)
-        best_values, best_ids = _fold_block(
-            similarity, rows, cols,
-            _excluded_block(local, row_start, len(rows), col_start, len(cols)), priority,
-            best_values, best_ids, *bounds, k)
-      found = np.where(best_values.numpy() > set_ops.MASKED_LOGIT / 2, best_ids.numpy(), -1)
-      table[rows, :found.shape[1]] = found
+    # One category's rows at a time (a variable is gathered, never copied whole).
+    rows = (tf.gather(features, members) if isinstance(features, (tf.Tensor, tf.Variable))
+            else tf.constant(features[members]))
+    unit = set_ops.l2_normalize(tf.cast(rows, tf.float32))
+    if pool == "random":
+      found = random_pool.random_candidates(unit, local, num_negatives,
+                                            (min_similarity, max_similarity), seed,
+                                            int(category))
+    else:
+      found = _nearest_candidates(unit, local, num_negatives,
+                                  (min_similarity, max_similarity), chunk_size)
+    table[members, :found.shape[1]] = np.where(found >= 0, members[np.maximum(found, 0)], -1)
     position[members] = -1
   return table
+
+
+def _nearest_candidates(unit: tf.Tensor, pairs: np.ndarray, num_negatives: int,
+                        bounds: tuple[float, float], chunk_size: int) -> np.ndarray:
+  """[n, k] category positions of each item's most similar eligible candidates (-1: none).
+
+  Each block of rows keeps its running top (k + E) by similarity over the column blocks,
+  E being the most excluded partners (the row itself included) of any of its rows; the
+  rows' own thresholds (their (k + E)-th best so far) let `_group_max` skip what cannot
+  enter. Excluded partners are dropped at the end (`random_pool.first_allowed`), which
+  leaves each row's k best allowed candidates.
+  """
+  size = int(unit.shape[0])
+  low, high = (tf.constant(b, tf.float32) for b in bounds)
+  excluded = random_pool.excluded_keys(pairs, size)
+  partners = 1 + np.bincount(pairs[:, 0], minlength=size)
+  width = (chunk_size + _GROUP - 1) // _GROUP * _GROUP
+  found = np.full((size, num_negatives), -1, np.int64)
+  for row_start in range(0, size, chunk_size):
+    rows = slice(row_start, min(row_start + chunk_size, size))
+    keep = num_negatives + int(partners[rows].max())
+    k = tf.constant(keep, tf.int32)
+    values = tf.zeros([rows.stop - rows.start, 0], tf.float32)
+    ids = tf.zeros([rows.stop - rows.start, 0], tf.int64)
+    for col_start in range(0, size, chunk_size):
+      cols = min(col_start + chunk_size, size)
+      similarity = tf.matmul(unit[rows], unit[col_start:cols], transpose_b=True)
+      padding = [[0, 0], [0, width - (cols - col_start)]]
+      similarity = tf.pad(similarity, padding, constant_values=float("-inf"))
+      col_ids = tf.pad(tf.range(col_start, cols, dtype=tf.int64), padding[1:],
+                       constant_values=-1)
+      thresholds = (values[:, -1] if values.shape[1] == keep
+                    else tf.fill([rows.stop - rows.start], float("-inf")))
+      values, ids = _merge_groups(similarity, _group_max(similarity, thresholds, low, high),
+                                  thresholds, low, high, col_ids, values, ids, k)
+    candidates = np.where(values.numpy() > set_ops.MASKED_LOGIT / 2, ids.numpy(), -1)
+    found[rows] = random_pool.first_allowed(np.arange(rows.start, rows.stop), candidates,
+                                            excluded, size, num_negatives)
+  return found
 
 
 def _csr_of(set_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

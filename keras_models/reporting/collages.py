@@ -1,13 +1,17 @@
 """Retrieval collages: a set's query items, then each target's top-k retrieved images.
 
-Layout (all distances in pixels, `T` = thumb_size, see `tile_box`):
+Layout (all distances in pixels, `T` = thumb_size, see `tile_box` and `set_photo_box`):
 
-    +---------------------------------------------------------------+
-    | title bar                                                     |
-    | [query 1] [query 2] ...                     row 0: query items |
-    | [target] [#1 0.912] [#2 0.887] ...          row 1: first target |
-    | [target] [#1 ...]                           ...                |
-    +---------------------------------------------------------------+
+    +---------------------------------------------------------------------------+
+    | title bar                                                                 |
+    | [query 1] [query 2] ...                     row 0: query items  +-------+ |
+    | [target] [#1 0.912] [#2 0.887] ...          row 1: first target | set   | |
+    | [target] [#1 ...]                           ...                 | photo | |
+    +---------------------------------------------------------------------------+
+
+The set's own photograph (the room, the outfit), when it has one, stands at the right of
+the rows, as tall as they are and at most MAX_SET_PHOTO_CELLS tiles wide (aspect kept), as
+the original SetRetrieval collages put the room beside the query, truth and results.
 
 Retrieved tiles are framed thick green when they are the ground truth, thin grey
 otherwise. A collage is a report, so an image that is missing or unreadable becomes a
@@ -42,6 +46,8 @@ _TEXT_COLOR = (20, 20, 20)
 _JPEG_QUALITY = 90
 _CAPTION_FONT_SIZE = 12
 _TITLE_FONT_SIZE = 14
+MAX_SET_PHOTO_CELLS = 4
+SET_PHOTO_CAPTION = "set photo"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +76,42 @@ def tile_box(row: int, column: int, thumb_size: int) -> tuple[int, int, int, int
   left = GAP + column * (cell + GAP)
   top = TITLE_HEIGHT + GAP + row * (cell + CAPTION_HEIGHT + GAP)
   return left, top, left + cell, top + cell
+
+
+def set_photo_box(num_rows: int, num_columns: int, thumb_size: int,
+                  aspect: float) -> tuple[int, int, int, int]:
+  """Pixel box `(left, top, right, bottom)` of the set photo beside a grid of tiles.
+
+  Args:
+    num_rows: rows of the grid (1 + targets).
+    num_columns: columns of the grid.
+    thumb_size: side of a thumbnail.
+    aspect: width / height of the photo.
+
+  Returns:
+    The box right of the grid's last column, from the top of row 0 to the bottom of the
+    last row's tiles, narrowed to the photo's aspect and to MAX_SET_PHOTO_CELLS tiles.
+  """
+  top = tile_box(0, 0, thumb_size)[1]
+  _, _, grid_right, bottom = tile_box(num_rows - 1, num_columns - 1, thumb_size)
+  height = bottom - top
+  cell = thumb_size + 2 * FRAME_WIDTH
+  width = max(1, min(round(height * aspect), MAX_SET_PHOTO_CELLS * cell + 3 * GAP))
+  height = min(height, max(1, round(width / aspect)))
+  left = grid_right + 2 * GAP
+  return left, top, left + width, top + height
+
+
+def _set_photo(path: str, font: ImageFont.ImageFont) -> Image.Image:
+  """The set photo at full size (reduced drafts for big JPEGs), or a "no image" tile."""
+  try:
+    with Image.open(path) as image:
+      image.draft("RGB", (1024, 1024))
+      return image.convert("RGB")
+  # A report: any decoder failure only costs the photo.
+  except Exception as e:  # pylint: disable=broad-except
+    logging.log_first_n(logging.WARNING, "collage: cannot read set photo %s: %s", 20, path, e)
+    return _placeholder(64, font)
 
 
 def _default_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -143,7 +185,8 @@ def _validated_retrieved(path: str, targets: list[TargetRow]) -> list[list[tuple
 
 
 def write_collage(path: str, title: str, query_items: list[tuple[str, str]],
-                  targets: list[TargetRow], thumb_size: int = 150) -> None:
+                  targets: list[TargetRow], thumb_size: int = 150,
+                  set_image: str = "") -> None:
   """Draws one set's retrieval collage and writes it as a JPEG, atomically.
 
   Args:
@@ -152,6 +195,7 @@ def write_collage(path: str, title: str, query_items: list[tuple[str, str]],
     query_items: `[num_query_items]` of `(image path, category name)`.
     targets: one row per target item of the set.
     thumb_size: side of each square thumbnail.
+    set_image: path of the set's own photo, drawn right of the rows; "" for none.
 
   Raises:
     ValueError: if `thumb_size` < 16 or a retrieved entry is malformed.
@@ -165,6 +209,10 @@ def write_collage(path: str, title: str, query_items: list[tuple[str, str]],
   num_columns = max([1, len(query_items)] + [1 + len(r) for r in retrieved])
   num_rows = 1 + len(targets)
   _, _, right, bottom = tile_box(num_rows - 1, num_columns - 1, thumb_size)
+  photo = _set_photo(set_image, font) if set_image else None
+  if photo is not None:
+    photo_box = set_photo_box(num_rows, num_columns, thumb_size, photo.width / photo.height)
+    right = photo_box[2]
   # The canvas widens for a long title so it is never cut (it may say "SYNTHETIC").
   width = max(right + GAP, int(title_font.getlength(title)) + 2 * GAP)
   canvas = Image.new("RGB", (width, bottom + CAPTION_HEIGHT + GAP), _BACKGROUND)
@@ -187,9 +235,16 @@ def write_collage(path: str, title: str, query_items: list[tuple[str, str]],
 
   for column, (image_path, category) in enumerate(query_items):
     tile(0, column, image_path, category, None, 0)
+  if photo is not None:
+    left, top, photo_right, photo_bottom = photo_box
+    canvas.paste(photo.resize((photo_right - left, photo_bottom - top),
+                              Image.Resampling.LANCZOS), (left, top))
+    draw.text(((left + photo_right) / 2, photo_bottom + CAPTION_HEIGHT / 2),
+              SET_PHOTO_CAPTION, fill=_TEXT_COLOR, font=font, anchor="mm")
   if targets:
     separator = tile_box(1, 0, thumb_size)[1] - GAP // 2
-    draw.line((GAP, separator, width - GAP, separator), fill=WRONG_FRAME_COLOR, width=1)
+    grid_right = tile_box(0, num_columns - 1, thumb_size)[2]
+    draw.line((GAP, separator, grid_right, separator), fill=WRONG_FRAME_COLOR, width=1)
   for t, (target, row) in enumerate(zip(targets, retrieved)):
     tile(1 + t, 0, target.image, f"target: {target.category}", TARGET_FRAME_COLOR,
          _THIN_FRAME)

@@ -60,9 +60,7 @@ def _write_collages(output_dir, config, evaluator, vectors, names, title) -> lis
   targets = evaluator.targets
   has_image = table.images != ""
   candidate_sets = np.unique(targets.set_rows[has_image[targets.positive_rows]])
-  rng = np.random.default_rng(config.seed)
-  chosen = sorted(rng.choice(candidate_sets, min(config.num_collages, len(candidate_sets)),
-                             replace=False)) if len(candidate_sets) else []
+  chosen = _choose_sets(candidate_sets, table.set_images, config.num_collages, config.seed)
   folder = os.path.join(output_dir, "collages")
   os.makedirs(folder, exist_ok=True)
   paths = []
@@ -85,10 +83,33 @@ def _write_collages(output_dir, config, evaluator, vectors, names, title) -> lis
     set_id = table.set_ids[set_row] if set_row < len(table.set_ids) else str(set_row)
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in set_id)[:80]
     path = os.path.join(folder, f"{safe}.jpg")
-    collages.write_collage(path, f"{title}: set {set_id}", query_items, rows)
+    set_image = table.set_images[set_row] if set_row < len(table.set_images) else ""
+    collages.write_collage(path, f"{title}: set {set_id}", query_items, rows,
+                           set_image=str(set_image))
     paths.append(path)
   logging.info("wrote %d collages to %s", len(paths), folder)
   return paths
+
+
+def _choose_sets(candidates: np.ndarray, set_images: np.ndarray, count: int,
+                 seed: int) -> list[int]:
+  """`count` set rows drawn with `seed`, sets with their own photo first, in row order.
+
+  Args:
+    candidates: `[n]` set rows whose targets have images.
+    set_images: `[num_sets]` set photo paths ("" when none).
+    count: collages wanted.
+    seed: draw seed.
+  """
+  rng = np.random.default_rng(seed)
+  has_photo = np.asarray([bool(set_images[r]) if r < len(set_images) else False
+                          for r in candidates], bool)
+  chosen = []
+  for group in (candidates[has_photo], candidates[~has_photo]):
+    take = min(count - len(chosen), len(group))
+    if take > 0:
+      chosen += rng.choice(group, take, replace=False).tolist()
+  return sorted(chosen)
 
 
 def _log_tensorboard(config, summary, collage_paths) -> None:

@@ -23,8 +23,9 @@ PROTOCOL = (
     "R = 1 relevant item here; Recall@k = mean [rank <= k] (absolute k); FITB-n hit: "
     "s(y) > max s(d) over n - 1 distractors drawn uniformly from G_c \\ {y} (seeded by "
     "--eval_split_seed, the same for every method; fewer when |G_c| < n); baselines: "
-    "random, category_mean = centre_c, query_mean = mean of normalised query items, "
-    "centred_query_mean = centre_c + mean (x - centre_cat(x)), ridge = per-category "
+    "random, category_mean = m_c (mean of the normalised train items of c), query_mean = "
+    "mean of normalised query items x^, centred_query_mean = m_c + mean (x^ - m_cat(x)), "
+    "ridge = per-category "
     "ridge from the query mean, fitted on train, lambda by val Top-10% micro.")
 RECALL_KS_SHOWN = (10, 30, 50)
 

@@ -4,6 +4,9 @@
 its own name and states its denominator (R = relevant items in the whole gallery):
 
 - `map_all`: full AP, (1 / R) * sum_i P@i * rel_i over the whole list (torchmetrics AP).
+- `map_all_truncated`: the same sum over a list of the top L items only, still divided by
+  R of the whole gallery: relevant items beyond L count as never retrieved, so it is a
+  lower bound of `map_all` and equal to it when L covers the gallery.
 - `map_200_within_top`: AP of the top-200 list alone, whose denominator is the number of
   relevant items *within the top 200* (ICFRR's mAP@200; 0 when none is there). This is
   not our core `mAP@k`, whose denominator is min(R, k).
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from keras_models.metrics import ranking
@@ -26,6 +30,15 @@ def average_precision_all(hits: tf.Tensor) -> tf.Tensor:
   """Full AP over the list: `[Q, L]` bool -> `[Q]` float32 (R = relevant in the list)."""
   hits = tf.cast(hits, tf.int32)
   return ranking.average_precision_at_k(hits, tf.reduce_sum(hits, axis=1))
+
+
+def average_precision_truncated(hits: tf.Tensor, relevant_counts: tf.Tensor) -> tf.Tensor:
+  """(1 / R) * sum_{i <= L} P@i * rel_i: `[Q, L]` bool, `[Q]` R -> `[Q]` float32, 0 if R = 0."""
+  hits = tf.cast(hits, tf.float32)
+  positions = tf.cast(tf.range(1, tf.shape(hits)[1] + 1), tf.float32)
+  precision = tf.cumsum(hits, axis=1) / positions
+  return tf.math.divide_no_nan(tf.reduce_sum(precision * hits, axis=1),
+                               tf.cast(relevant_counts, tf.float32))
 
 
 def average_precision_within_top(hits: tf.Tensor, n: int) -> tf.Tensor:
@@ -45,9 +58,37 @@ def reciprocal_rank(hits: tf.Tensor) -> tf.Tensor:
   return tf.where(tf.reduce_any(hits, axis=1), 1.0 / (first + 1.0), 0.0)
 
 
+def per_query(hits: tf.Tensor, map_cutoff: int = 200,
+              precision_ks: Sequence[int] = (25, 100, 200),
+              relevant_counts: np.ndarray | None = None) -> dict[str, np.ndarray]:
+  """Every list metric of every query, keyed by explicit names.
+
+  Args:
+    hits: `[Q, L]` bool relevance of the ranked items, best first.
+    map_cutoff: n of `map_<n>_within_top`.
+    precision_ks: k of `precision_at_<k>`.
+    relevant_counts: `[Q]` R of each query when the list is the top L of a larger gallery;
+      None when the list is the whole gallery (R = relevant items in the list).
+
+  Returns:
+    {"map_all" (or "map_all_truncated" with relevant_counts), "map_<n>_within_top",
+    "precision_at_<k>"..., "mrr"} -> `[Q]` float32.
+  """
+  hits = tf.convert_to_tensor(hits)
+  if relevant_counts is None:
+    values = {"map_all": average_precision_all(hits)}
+  else:
+    values = {"map_all_truncated": average_precision_truncated(hits, relevant_counts)}
+  values[f"map_{map_cutoff}_within_top"] = average_precision_within_top(hits, map_cutoff)
+  for k in precision_ks:
+    values[f"precision_at_{k}"] = precision_at_k(hits, k)
+  values["mrr"] = reciprocal_rank(hits)
+  return {name: value.numpy() for name, value in values.items()}
+
+
 def summarize(hits: tf.Tensor, map_cutoff: int = 200,
               precision_ks: Sequence[int] = (25, 100, 200)) -> dict[str, float]:
-  """Means over queries of every list metric, keyed by explicit names.
+  """Means over queries of `per_query` on lists that cover the whole gallery.
 
   Args:
     hits: `[Q, L]` bool relevance of the ranked items, best first, over the whole gallery.
@@ -57,10 +98,5 @@ def summarize(hits: tf.Tensor, map_cutoff: int = 200,
   Returns:
     {"map_all", "map_<n>_within_top", "precision_at_<k>"..., "mrr"} -> float.
   """
-  hits = tf.convert_to_tensor(hits)
-  means = {"map_all": average_precision_all(hits),
-           f"map_{map_cutoff}_within_top": average_precision_within_top(hits, map_cutoff)}
-  for k in precision_ks:
-    means[f"precision_at_{k}"] = precision_at_k(hits, k)
-  means["mrr"] = reciprocal_rank(hits)
-  return {name: float(tf.reduce_mean(values).numpy()) for name, values in means.items()}
+  return {name: float(np.mean(values)) for name, values in
+          per_query(hits, map_cutoff, precision_ks).items()}

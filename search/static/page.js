@@ -1,7 +1,8 @@
 // The setretrieval page: picks a query set, calls POST /v1/complete, shows the results.
+// It opens on a random test set, completed at once (its last item held out).
 "use strict";
 
-const state = {categories: [], items: [], heldOut: new Set(), source: ""};
+const state = {categories: [], items: [], heldOut: new Set(), source: "", setImage: null};
 
 function $(id) { return document.getElementById(id); }
 
@@ -24,6 +25,11 @@ async function api(path, options) {
     throw new Error((error.field ? error.field + ": " : "") + (error.message || response.status));
   }
   return body;
+}
+
+// One `id` parameter per item: ids are free text and may hold commas.
+function itemsPath(ids) {
+  return "/v1/items?" + ids.map(i => "id=" + encodeURIComponent(i)).join("&");
 }
 
 function status(text, isError) {
@@ -56,6 +62,10 @@ function showQuery() {
     box.append(node);
   }
   $("query-source").textContent = state.source;
+  const photo = $("set-photo");
+  photo.hidden = !state.setImage;
+  if (state.setImage) photo.src = state.setImage;
+  else photo.removeAttribute("src");
 }
 
 function wantHeldOutCategories() {
@@ -65,9 +75,10 @@ function wantHeldOutCategories() {
   }
 }
 
-function useItems(items, source, holdOutLast) {
+function useItems(items, source, holdOutLast, setImage) {
   state.items = items;
   state.source = source;
+  state.setImage = setImage || null;
   state.heldOut = new Set(holdOutLast && items.length > 1 ? [items[items.length - 1].item_id] : []);
   for (const box of document.querySelectorAll("#categories input")) box.checked = false;
   wantHeldOutCategories();
@@ -76,7 +87,7 @@ function useItems(items, source, holdOutLast) {
 }
 
 function useSet(detail) {
-  useItems(detail.items, `set ${detail.set_id} (${detail.split})`, true);
+  useItems(detail.items, `set ${detail.set_id} (${detail.split})`, true, detail.image_url);
 }
 
 async function loadSet(split, setId) {
@@ -107,7 +118,7 @@ async function complete() {
     body: JSON.stringify({items: query.map(i => ({item_id: i.item_id})), categories: wanted,
                           k: Number($("k").value)})});
   const ids = [...new Set(answer.results.flatMap(r => r.item_ids))];
-  const described = ids.length ? (await api(`/v1/items?ids=${ids.map(encodeURIComponent).join(",")}`)).items : [];
+  const described = ids.length ? (await api(itemsPath(ids))).items : [];
   const byId = Object.fromEntries(described.map(i => [i.item_id, i]));
   const results = $("results");
   results.replaceChildren();
@@ -122,6 +133,11 @@ async function complete() {
     results.append(element("div", {class: "row"}, element("h3", {}, result.category), row));
   }
   status(`${answer.backend}: encode ${answer.encode_ms} ms, search ${answer.retrieval_ms} ms`);
+}
+
+async function completeRandomSet(split) {
+  useSet(await api(`/v1/sets/random?split=${encodeURIComponent(split)}`));
+  await complete();
 }
 
 async function showEvaluation() {
@@ -173,12 +189,13 @@ async function start() {
   $("use-items").addEventListener("click", guard(async () => {
     const ids = $("item-ids").value.split(",").map(s => s.trim()).filter(Boolean);
     if (!ids.length) throw new Error("type at least one item id");
-    const found = await api(`/v1/items?ids=${ids.map(encodeURIComponent).join(",")}`);
+    const found = await api(itemsPath(ids));
     useItems(found.items, "typed item ids", false);
   }));
   $("complete").addEventListener("click", guard(complete));
   $("tab-explore").addEventListener("click", () => tab("explore"));
   $("tab-evaluation").addEventListener("click", () => tab("evaluation"));
+  if (splits.splits.length) await completeRandomSet($("split").value).catch(e => status(e.message, true));
   document.body.dataset.ready = "true";
 }
 

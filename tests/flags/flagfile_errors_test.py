@@ -10,7 +10,7 @@ from absl.testing import flagsaver
 import pytest
 
 from flags import builder_flags  # pylint: disable=unused-import
-from flags import common_flags
+from flags import common_flags  # pylint: disable=unused-import
 from flags import entry_flags
 from flags import eval_flags  # pylint: disable=unused-import
 from flags import train_flags  # pylint: disable=unused-import
@@ -36,17 +36,17 @@ def test_bad_line_names_file_and_line(tmp_path, line, message):
   base = _flagfile(tmp_path, "base.flags", "--epochs=3")
   bad = _flagfile(tmp_path, "bad.flags", f"--flagfile={base}", line)
   with pytest.raises(flags.Error, match=message):
-    common_flags.check_flagfiles(["--model_dir=m", f"--flagfile={bad}"])
+    entry_flags.check_flagfiles(["--model_dir=m", f"--flagfile={bad}"])
 
 
 def test_nested_flagfile_error_names_the_inner_file(tmp_path):
   inner = _flagfile(tmp_path, "inner.flags", "--epochs=3", "--hidden_dimm=8")
   outer = _flagfile(tmp_path, "outer.flags", f"--flagfile={inner}")
   with pytest.raises(flags.Error, match=r"inner.flags:3: unknown flag --hidden_dimm"):
-    common_flags.check_flagfiles([f"--flagfile={outer}"])
+    entry_flags.check_flagfiles([f"--flagfile={outer}"])
   missing = _flagfile(tmp_path, "missing.flags", "--flagfile=nowhere.flags")
   with pytest.raises(flags.Error, match=r"missing.flags: --flagfile=nowhere.flags: file not "):
-    common_flags.check_flagfiles([f"--flagfile={missing}"])
+    entry_flags.check_flagfiles([f"--flagfile={missing}"])
 
 
 def test_entry_point_parser_exits_with_the_located_message(tmp_path, capsys):
@@ -61,4 +61,4 @@ def test_entry_point_parser_exits_with_the_located_message(tmp_path, capsys):
                          ids=lambda p: os.path.relpath(p, ROOT))
 def test_every_experiment_passes_the_check(path, monkeypatch):
   monkeypatch.chdir(ROOT)
-  common_flags.check_flagfiles([f"--flagfile={path}"])
+  entry_flags.check_flagfiles([f"--flagfile={path}"])

@@ -94,7 +94,8 @@ def test_contradictions_fail_before_work(extra, message):
     FLAGS.unparse_flags()
     FLAGS(["prog", "--data_dir=d", "--model_dir=m", *extra])
     with pytest.raises(ValueError, match=message):
-      train_flags.train_config_from_flags()
+      # No shards at d: the data-sized defaults are given the train sets to size for.
+      train_flags.train_config_from_flags(num_train_sets=400)
 
 
 def test_missing_required_flag():

@@ -14,6 +14,7 @@ from keras_models import configs
 from keras_models import data_files
 from keras_models import input_pipeline
 from keras_models import resume
+from keras_models import run_config
 from keras_models import training
 from keras_models import weights_io
 from keras_models.models import builder
@@ -63,7 +64,7 @@ def test_training_with_verify_shards_stops_before_work(data_dir, tmp_path):
                                batch_size=4, epochs=1, verify_shards=True)
   with pytest.raises(ValueError, match=rf"{shard}: sha256"):
     training.run(config)
-  assert os.listdir(tmp_path / "run") == [weights_io.SIGNATURE]
+  assert sorted(os.listdir(tmp_path / "run")) == [weights_io.SIGNATURE, run_config.MODEL_CONFIG]
 
 
 def test_unwritable_model_dir(data_dir, tmp_path):

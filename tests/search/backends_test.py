@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import ast
+import os
+
 import numpy as np
 import pytest
 
+from search import backend_base
 from search import backends
 from search import configs
+
+SEARCH_DIR = os.path.dirname(os.path.abspath(backends.__file__))
 
 EXACT = ("exact", "faiss_flat")
 # Search effort high enough that approximate backends should find nearly all true top-10s.
@@ -39,6 +45,43 @@ def test_registry_names_every_configured_backend():
       configs.BACKENDS)
   with pytest.raises(ValueError, match="unknown backend 'annoy'; known: exact, faiss_flat"):
     backends.get_backend_class("annoy")
+
+
+def _search_imports(module: str) -> set[str]:
+  """Modules of the search package that `search/<module>.py` imports, anywhere in it."""
+  with open(os.path.join(SEARCH_DIR, f"{module}.py"), encoding="utf-8") as stream:
+    tree = ast.parse(stream.read())
+  found = set()
+  for node in ast.walk(tree):
+    if isinstance(node, ast.ImportFrom) and node.module == "search":
+      found.update(alias.name for alias in node.names)
+    elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("search."):
+      found.add(node.module.split(".")[1])
+    elif isinstance(node, ast.Import):
+      found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("search."))
+  return found
+
+
+def test_interface_registry_and_implementations_import_in_one_direction():
+  implementations = {"exact_backend", "faiss_backends", "scann_backend"}
+  assert _search_imports("backend_base") <= {"configs"}
+  for module in implementations:
+    assert "backend_base" in _search_imports(module), module
+    assert "backends" not in _search_imports(module), module
+  assert implementations | {"backend_base"} <= _search_imports("backends")
+  for backend in backends.BACKENDS.values():
+    assert issubclass(backend, backend_base.Backend)
+  # No cycle anywhere in the package: a depth-first walk meets no module on its own path.
+  modules = [n[:-3] for n in os.listdir(SEARCH_DIR) if n.endswith(".py") and n != "__init__.py"]
+  graph = {m: _search_imports(m) & set(modules) for m in modules}
+
+  def visit(module, path):
+    assert module not in path, f"import cycle: {' -> '.join(path + [module])}"
+    for imported in sorted(graph[module]):
+      visit(imported, path + [module])
+
+  for module in sorted(modules):
+    visit(module, [])
 
 
 @pytest.mark.parametrize("name", configs.BACKENDS)

@@ -63,6 +63,39 @@ def browser():
   driver.quit()
 
 
+def _rendered(browser) -> dict[str, list[str]]:
+  """Result rows on the page: category -> item ids, best first."""
+  from selenium.webdriver.common.by import By  # pylint: disable=g-import-not-at-top
+  return {row.get_attribute("data-category"): [
+      c.get_attribute("data-item-id") for c in row.find_elements(By.CSS_SELECTOR, ".card")]
+          for row in browser.find_elements(By.CSS_SELECTOR, "[data-testid=result]")}
+
+
+def test_page_opens_on_a_completed_test_set(base_url, browser):
+  from selenium.webdriver.common.by import By  # pylint: disable=g-import-not-at-top
+  from selenium.webdriver.support import ui  # pylint: disable=g-import-not-at-top
+
+  browser.get(base_url + "/")
+  ui.WebDriverWait(browser, WAIT_S).until(
+      lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready"))
+  source = browser.find_element(By.ID, "query-source").text
+  assert source.startswith("set ") and source.endswith("(test)"), source
+  set_id = source[len("set "):-len(" (test)")]
+  detail = httpx.get(f"{base_url}/v1/sets/test/{set_id}", timeout=WAIT_S).json()
+  cards = browser.find_elements(By.CSS_SELECTOR, "#query-items .card")
+  assert [c.get_attribute("data-item-id") for c in cards] == [
+      i["item_id"] for i in detail["items"]]
+  held_out = detail["items"][-1]
+  assert "held-out" in cards[-1].get_attribute("class")
+  answer = httpx.post(base_url + "/v1/complete", timeout=WAIT_S, json={
+      "items": [{"item_id": i["item_id"]} for i in detail["items"][:-1]],
+      "categories": [held_out["category"]], "k": 5}).json()
+  assert _rendered(browser) == {r["category"]: r["item_ids"] for r in answer["results"]}
+  assert not browser.find_element(By.ID, "set-photo").is_displayed()  # SYNTHETIC: no photos
+  errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+  assert not errors, errors
+
+
 def test_rendered_results_equal_the_api(base_url, browser):
   from selenium.webdriver.common.by import By  # pylint: disable=g-import-not-at-top
   from selenium.webdriver.support import ui  # pylint: disable=g-import-not-at-top
@@ -72,7 +105,9 @@ def test_rendered_results_equal_the_api(base_url, browser):
   wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready"))
   ui.Select(browser.find_element(By.ID, "split")).select_by_value("val")
   browser.find_element(By.ID, "random-set").click()
-  wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#query-items .card"))
+  # The page opened on a completed test set: wait for the drawn val set to replace it.
+  wait.until(lambda d: d.find_element(By.ID, "query-source").text.endswith("(val)")
+             and not d.find_elements(By.CSS_SELECTOR, "[data-testid=result]"))
   cards = browser.find_elements(By.CSS_SELECTOR, "#query-items .card")
   held_out = [c.get_attribute("data-item-id") for c in cards
               if "held-out" in c.get_attribute("class")]
@@ -86,9 +121,7 @@ def test_rendered_results_equal_the_api(base_url, browser):
   k.send_keys("4")
   browser.find_element(By.ID, "complete").click()
   wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid=result]"))
-  rendered = {row.get_attribute("data-category"): [
-      c.get_attribute("data-item-id") for c in row.find_elements(By.CSS_SELECTOR, ".card")]
-              for row in browser.find_elements(By.CSS_SELECTOR, "[data-testid=result]")}
+  rendered = _rendered(browser)
   marked = [c.get_attribute("data-item-id")
             for c in browser.find_elements(By.CSS_SELECTOR, "#results .card.true")]
   answer = httpx.post(base_url + "/v1/complete", timeout=WAIT_S, json={

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -21,6 +22,7 @@ import pytest
 
 import export_main
 from flags import export_flags
+from flags import serve_flags
 from keras_models import configs as model_configs
 from keras_models import data_files
 from keras_models import evaluation
@@ -250,6 +252,40 @@ def test_service_from_export_answers_like_exact_index(exported, served_model, tm
       for mine, theirs in zip(got.json()["results"], want.json()["results"], strict=True):
         assert mine["item_ids"] == theirs["item_ids"]
         np.testing.assert_allclose(mine["similarities"], theirs["similarities"], atol=1e-5)
+
+
+def test_saved_model_alone_serves_the_page(exported, served_model, tmp_path):
+  export_dir = exported[0]
+  with flagsaver.flagsaver():
+    _parse(f"--saved_model={export_dir}")
+    config = serve_flags.serve_config_from_flags()
+  assert (config.data_dir, config.model_dir, config.index_dir) == ("", "", "")
+  with testclient.TestClient(service.build_app(config)) as client:
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert client.get("/v1/splits").json()["splits"] == ["test", "train", "val"]
+    detail = client.get("/v1/sets/random", params={"split": "test"}).json()
+    answer = client.post("/v1/complete", json={
+        "items": [{"item_id": i["item_id"]} for i in detail["items"][:-1]],
+        "categories": [detail["items"][-1]["category"]], "k": 3})
+    assert answer.status_code == 200 and len(answer.json()["results"][0]["item_ids"]) == 3
+    assert client.get("/v1/evaluation").json()["model_dir"] == served_model.model_dir
+  # An export copied alone (its data folder gone) still answers, without the page.
+  alone = str(tmp_path / "alone")
+  shutil.copytree(export_dir, alone)
+  path = os.path.join(alone, saved_model_export.EXPORT_MANIFEST)
+  with open(path, encoding="utf-8") as stream:
+    manifest = json.load(stream)
+  manifest["dataset"]["data_dir"] = str(tmp_path / "gone")
+  with open(path, "w", encoding="utf-8") as stream:
+    json.dump(manifest, stream)
+  app = service.build_app(configs.ServeConfig(data_dir="", model_dir="", index_dir="",
+                                              saved_model=alone))
+  with testclient.TestClient(app) as client:
+    assert client.get("/").status_code == 404
+    assert client.get("/v1/info").json()["index"]["backend"] == "saved_model"
+  with pytest.raises(ValueError, match=r"index_dir is required \(or saved_model\)"):
+    configs.ServeConfig(data_dir="d", model_dir="m", index_dir="").validate()
 
 
 def test_versions_and_refusing_to_overwrite(tmp_path, exported):

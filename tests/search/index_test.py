@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from keras_models import data_files
-from search import backends
 from search import configs
+from search import exact_backend
 from search import index
 
 
@@ -93,7 +93,7 @@ def test_existing_folder_needs_overwrite_and_failed_build_leaves_nothing(
   def broken_save(self, folder):
     raise OSError("disk full")
 
-  monkeypatch.setattr(backends.ExactBackend, "save", broken_save)
+  monkeypatch.setattr(exact_backend.ExactBackend, "save", broken_save)
   with pytest.raises(OSError, match="disk full"):
     index.build(_config(served_model, output, overwrite=True))
   with pytest.raises(OSError, match="disk full"):

@@ -7,14 +7,20 @@ import re
 
 import fastapi
 from fastapi import testclient
+import numpy as np
 import pytest
 
 from keras_models import data_files
 from search import completion
 from search import configs
+from search import id_lookup
 from search import page
+from search import page_data
 from search import service
 from tests.search import conftest
+from tests.tfrecords_builder import generic_fixtures
+from tfrecords_builder import build
+from tfrecords_builder import config as builder_config
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +32,7 @@ def client(served_model):
     yield test_client
 
 
-def _bare_client(data: page.PageData) -> testclient.TestClient:
+def _bare_client(data: page_data.PageData) -> testclient.TestClient:
   app = fastapi.FastAPI()
 
   @app.exception_handler(completion.ApiError)
@@ -52,7 +58,7 @@ def test_sets_and_items_match_the_item_tables(client, served_model):
   manifest = data_files.load_manifest(served_model.data_dir)
   table = data_files.load_item_table(manifest, "val")
   assert client.get("/v1/splits").json() == {"splits": ["test", "train", "val"],
-                                             "images": False}
+                                             "images": False, "set_images": False}
   wanted = str(table.set_ids[3])
   found = client.get("/v1/sets", params={"split": "val", "query": wanted}).json()["set_ids"]
   assert wanted in found and all(wanted in s for s in found)
@@ -91,24 +97,83 @@ def test_inside_refuses_paths_leaving_the_folder(tmp_path):
     assert page.inside(str(root), bad) is None, bad
 
 
-def test_image_route_serves_only_images_below_the_root(served_model, tmp_path):
-  root = tmp_path / "images"
-  root.mkdir()
-  (root / "a.png").write_bytes(b"\x89PNG fake")
-  (root / "notes.txt").write_text("not an image")
-  (tmp_path / "secret.png").write_bytes(b"secret")
-  data = page.PageData(data_files.load_manifest(served_model.data_dir), str(tmp_path))
-  item_id = next(iter(data.items))
-  data.items[item_id]["image"] = str(root / "a.png")
-  data.image_root = str(root)
+def _data_with_photos(root) -> str:
+  """A generic data folder whose items and sets have photos, built by the shard builder.
+
+  Item photos live in root/photos/items (a1, a2, d1), set photos in root/photos/rooms
+  (sets s1 and s4 only).
+  """
+  sets = [dict(s, items=[{k: v for k, v in item.items() if k != "image"}
+                         for item in s["items"]]) for s in generic_fixtures.SETS]
+  for folder, names in (("items", ("a1", "a2", "d1")), ("rooms", ("s1", "s4"))):
+    (root / "photos" / folder).mkdir(parents=True)
+    for name in names:
+      (root / "photos" / folder / f"{name}.png").write_bytes(f"png {name}".encode())
+  (root / "secret.png").write_bytes(b"secret")
+  (root / "photos" / "rooms" / "notes.txt").write_text("not an image")
+  generic_fixtures._write_dataset(root / "raw", sets=sets)  # pylint: disable=protected-access
+  build.run(builder_config.BuilderConfig(
+      source="generic", input=str(root / "raw"), output_dir=str(root / "data"),
+      image_dir=str(root / "photos" / "items"), set_image_dir=str(root / "photos" / "rooms"),
+      num_shards=1))
+  return str(root / "data")
+
+
+def test_image_routes_serve_item_and_set_photos_only_below_their_roots(tmp_path):
+  data_dir = _data_with_photos(tmp_path)
+  data = page_data.PageData(data_files.load_manifest(data_dir), str(tmp_path))
+  assert data.image_root == str(tmp_path / "photos" / "items")
+  assert data.set_image_root == str(tmp_path / "photos" / "rooms")
   with _bare_client(data) as bare:
-    url = bare.get("/v1/items", params={"ids": item_id}).json()["items"][0]["image_url"]
-    assert url == "/images/a.png"
-    assert bare.get(url).content == b"\x89PNG fake"
+    assert bare.get("/v1/splits").json() == {"splits": ["test", "train", "val"],
+                                             "images": True, "set_images": True}
+    room = bare.get("/v1/sets/train/s1").json()
+    assert room["image_url"] == "/set-images/s1.png"
+    assert [(i["item_id"], i["image_url"]) for i in room["items"]] == [
+        ("a1", "/images/a1.png"), ("a2", "/images/a2.png"), ("a3", None)]
+    assert bare.get(room["image_url"]).content == b"png s1"
+    assert bare.get("/images/a2.png").content == b"png a2"
+    assert bare.get("/v1/sets/train/s2").json()["image_url"] is None
+    assert bare.get("/v1/sets/test/s4").json()["image_url"] == "/set-images/s4.png"
     for bad in ("/images/%2e%2e/secret.png", "/images/..%2fsecret.png",
-                "/images/%2e%2e%2fsecret.png", "/images/notes.txt", "/images/"):
+                "/images/%2e%2e%2fsecret.png", "/images/", "/set-images/notes.txt",
+                "/set-images/%2e%2e/%2e%2e/secret.png", "/set-images/a1.png",
+                "/images/s1.png"):
       answer = bare.get(bad)
       assert answer.status_code == 404 and answer.json()["error"]["status"] == 404, bad
+
+
+def test_page_reads_no_features_and_indexes_ids(served_model, monkeypatch):
+  manifest = data_files.load_manifest(served_model.data_dir)
+  read = []
+  original = np.lib.npyio.NpzFile.__getitem__
+
+  def recording(self, key):
+    read.append(key)
+    return original(self, key)
+
+  monkeypatch.setattr(np.lib.npyio.NpzFile, "__getitem__", recording)
+  data = page_data.PageData(manifest, served_model.model_dir)
+  monkeypatch.undo()
+  assert read and "features" not in read
+  assert set(read) <= set(page_data.PAGE_ARRAYS)
+  # Oracle: the first split (manifest order) holding an item gives its category.
+  for split in manifest.splits:
+    table = data_files.load_item_table(manifest, split)
+    for set_row in (0, len(table.set_ids) - 1):
+      detail = data.set_detail(split, str(table.set_ids[set_row]))
+      rows = table.set_items[table.set_offsets[set_row]:table.set_offsets[set_row + 1]]
+      assert [i["item_id"] for i in detail["items"]] == [str(table.item_ids[r]) for r in rows]
+  first_category = {}
+  for split in manifest.splits:
+    table = data_files.load_item_table(manifest, split)
+    for item_id, category in zip(table.item_ids, table.categories):
+      first_category.setdefault(str(item_id), manifest.categories[category - 1])
+  for item_id in list(first_category)[::7]:
+    assert data.item(item_id)["category"] == first_category[item_id]
+  assert id_lookup.IdLookup(np.array(["b", "a", "b", "c"])).row("b") == 0
+  assert id_lookup.IdLookup(np.array(["b", "a"])).row("zz") is None
+  assert id_lookup.IdLookup(np.array([], str)).row("a") is None
 
 
 def test_evaluation_view_lists_what_eval_main_wrote(served_model, tmp_path):
@@ -118,7 +183,7 @@ def test_evaluation_view_lists_what_eval_main_wrote(served_model, tmp_path):
   (folder / "percentage_table.txt").write_text("table text\n")
   (folder / "per_category.png").write_bytes(b"png")
   (tmp_path / "secret.txt").write_text("secret")
-  data = page.PageData(data_files.load_manifest(served_model.data_dir), str(tmp_path))
+  data = page_data.PageData(data_files.load_manifest(served_model.data_dir), str(tmp_path))
   assert data.evaluation() == {"test": {
       "figures": ["per_category.png"], "table": "table text\n",
       "summary": [["method", "top_10_percent"], ["cst", "0.5"]]}}
@@ -127,5 +192,5 @@ def test_evaluation_view_lists_what_eval_main_wrote(served_model, tmp_path):
         "per_category.png"]
     assert bare.get("/eval-files/test/per_category.png").content == b"png"
     assert bare.get("/eval-files/%2e%2e/secret.txt").status_code == 404
-  empty = page.PageData(data_files.load_manifest(served_model.data_dir), str(tmp_path / "x"))
+  empty = page_data.PageData(data_files.load_manifest(served_model.data_dir), str(tmp_path / "x"))
   assert empty.evaluation() == {}

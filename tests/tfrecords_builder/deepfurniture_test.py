@@ -270,7 +270,8 @@ def test_layout_errors(tmp_path):
     ({"encoder": "keras:"}, r"--encoder must be 'clip' or 'keras:<model\.keras>'"),
     ({"encoder": "clip", "encoder_batch_size": 0}, r"--encoder_batch_size must be >= 1"),
     ({"source": "generic", "encoder": "clip"},
-     r"--encoder is only used by --source=deepfurniture\|iqon3000, not generic"),
+     r"--encoder is only used by --source=deepfurniture\|iqon3000\|polyvore_outfits, not "
+     r"generic"),
 ])
 def test_config_needs_features_or_encoder(tmp_path, changes, pattern):
   fields = dict(source="deepfurniture", input=str(tmp_path), output_dir=str(tmp_path / "out"))

@@ -245,7 +245,8 @@ def test_empty_split_after_build(tmp_path):
 def test_unknown_source(tmp_path):
   config = config_lib.BuilderConfig(source="nope", output_dir=str(tmp_path))
   with pytest.raises(ValueError, match=(r"unknown --source 'nope'; known: deepfurniture, "
-                                        r"generic, iqon3000, reference_pickles, synthetic")):
+                                        r"generic, iqon3000, polyvore_outfits, "
+                                        r"reference_pickles, synthetic")):
     config.validate()
   with pytest.raises(ValueError, match=r"unknown --source 'nope'"):
     build.run(config)
@@ -261,3 +262,10 @@ def test_config_validation(tmp_path, changes, pattern):
   fields.update(changes)
   with pytest.raises(ValueError, match=pattern):
     config_lib.BuilderConfig(**fields).validate()
+
+
+def test_missing_input_is_named_as_missing(tmp_path):
+  # Not as "/no/such: expected features.npz ..." (the folder above it) or the working folder.
+  for missing in ("/no/such/dir", str(tmp_path / "sets.jsonl")):
+    with pytest.raises(FileNotFoundError, match=rf"^{missing}: no such file or directory$"):
+      generic.load(missing)

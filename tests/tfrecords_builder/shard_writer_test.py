@@ -41,8 +41,9 @@ def _sha256(path):
 
 
 def _snapshot(folder):
-  """{file name: sha256} of every file in `folder`."""
-  return {name: _sha256(os.path.join(folder, name)) for name in sorted(os.listdir(folder))}
+  """{relative path: sha256} of every file under `folder` (questions/ included)."""
+  return {os.path.relpath(os.path.join(root, name), folder): _sha256(os.path.join(root, name))
+          for root, _, names in os.walk(folder) for name in sorted(names)}
 
 
 def _hidden_entries(*folders):

@@ -1,10 +1,11 @@
 """Generic set files: `sets.jsonl` (one set per line) plus `features.npz`.
 
 Line format:
-  {"set_id": str, "split"?: "train"|"val"|"test", "group"?: str,
+  {"set_id": str, "split"?: "train"|"val"|"test", "group"?: str, "image"?: str,
    "items": [{"item_id": str, "category": str, "image"?: str}, ...]}
 `features.npz` holds `item_ids` [N] str and `features` [N, D] of any float dtype.
-Image paths are taken relative to the folder of `sets.jsonl`.
+The set's "image" is its own photograph (the room, the outfit), the item's "image" the
+product photo. Image paths are taken relative to the folder of `sets.jsonl`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,18 @@ def _require_str(value: Any, where: str, field: str) -> str:
   return text
 
 
+def _image_path(record: dict, where: str, base_dir: str) -> str:
+  """The optional "image" field of `record`, relative paths taken from `base_dir`."""
+  image = record.get("image", "")
+  if image is None:
+    image = ""
+  if not isinstance(image, str):
+    raise ValueError(f"{where}: field 'image' must be a string, got {type(image).__name__}")
+  if image and not os.path.isabs(image):
+    image = os.path.join(base_dir, image)
+  return image
+
+
 def _parse_item(item: Any, where: str, base_dir: str) -> tuple[str, str, str]:
   if not isinstance(item, dict):
     raise ValueError(f"{where}: item must be an object, got {type(item).__name__}")
@@ -42,14 +55,7 @@ def _parse_item(item: Any, where: str, base_dir: str) -> tuple[str, str, str]:
       raise ValueError(f"{where}: item is missing field '{key}'")
   item_id = _require_str(item["item_id"], where, "item_id")
   category = _require_str(item["category"], where, "category")
-  image = item.get("image", "")
-  if image is None:
-    image = ""
-  if not isinstance(image, str):
-    raise ValueError(f"{where}: field 'image' must be a string, got {type(image).__name__}")
-  if image and not os.path.isabs(image):
-    image = os.path.join(base_dir, image)
-  return item_id, category, image
+  return item_id, category, _image_path(item, where, base_dir)
 
 
 def parse_set_line(line: str, where: str, base_dir: str) -> raw_dataset.RawSet:
@@ -83,7 +89,8 @@ def parse_set_line(line: str, where: str, base_dir: str) -> raw_dataset.RawSet:
   images = tuple(p[2] for p in parsed)
   return raw_dataset.RawSet(
       set_id=set_id, items=tuple(ids), categories=tuple(p[1] for p in parsed),
-      split=split, group=group, images=images if any(images) else None, origin=where)
+      split=split, group=group, images=images if any(images) else None, origin=where,
+      image=_image_path(record, where, base_dir))
 
 
 def read_sets(sets_path: str) -> list[raw_dataset.RawSet]:
@@ -113,15 +120,23 @@ def read_sets(sets_path: str) -> list[raw_dataset.RawSet]:
   return sets
 
 
-def attach_images(sets: list[raw_dataset.RawSet], image_dir: str) -> list[raw_dataset.RawSet]:
-  """Fills missing item images with `<image_dir>/<item_id>.{jpg,jpeg,png}` where present."""
+def _images_in(image_dir: str) -> dict[str, str]:
+  """Image files of `image_dir` by stem and by full name ("a.jpg" is found as "a" too)."""
   if not os.path.isdir(image_dir):
     raise FileNotFoundError(f"{image_dir}: image folder not found")
   found = {}
-  for name in os.listdir(image_dir):
+  for name in sorted(os.listdir(image_dir)):
     stem, extension = os.path.splitext(name)
     if extension.lower() in IMAGE_EXTENSIONS:
-      found.setdefault(stem, os.path.join(os.path.abspath(image_dir), name))
+      path = os.path.join(os.path.abspath(image_dir), name)
+      found[name] = path
+      found.setdefault(stem, path)
+  return found
+
+
+def attach_images(sets: list[raw_dataset.RawSet], image_dir: str) -> list[raw_dataset.RawSet]:
+  """Fills missing item images with `<image_dir>/<item_id>.{jpg,jpeg,png}` where present."""
+  found = _images_in(image_dir)
   result = []
   for raw_set in sets:
     images = list(raw_set.images or [""] * len(raw_set.items))
@@ -130,8 +145,19 @@ def attach_images(sets: list[raw_dataset.RawSet], image_dir: str) -> list[raw_da
   return result
 
 
-def load(input_path: str, features_path: str | None = None,
-         image_dir: str | None = None) -> raw_dataset.RawDataset:
+def attach_set_images(sets: list[raw_dataset.RawSet],
+                      set_image_dir: str) -> list[raw_dataset.RawSet]:
+  """Fills missing set photos with `<set_image_dir>/<set_id>[.jpg|.jpeg|.png]` where present.
+
+  A set id that is itself a file name ("room-17.jpg", as IKEA's are) matches that file.
+  """
+  found = _images_in(set_image_dir)
+  return [raw_set if raw_set.image else dataclasses.replace(
+      raw_set, image=found.get(raw_set.set_id, "")) for raw_set in sets]
+
+
+def load(input_path: str, features_path: str | None = None, image_dir: str | None = None,
+         set_image_dir: str | None = None) -> raw_dataset.RawDataset:
   """Loads a generic dataset.
 
   Args:
@@ -139,7 +165,13 @@ def load(input_path: str, features_path: str | None = None,
     features_path: The features `.npz`; default: `features.npz` beside the sets file, or
       the only `.npz` there.
     image_dir: Optional folder of `<item_id>.jpg|jpeg|png` for items without "image".
+    set_image_dir: Optional folder of `<set_id>.jpg|jpeg|png` for sets without "image".
+
+  Raises:
+    FileNotFoundError: `input_path` does not exist (named as given).
   """
+  if not os.path.exists(input_path):
+    raise FileNotFoundError(f"{input_path}: no such file or directory")
   sets_path = input_path
   if os.path.isdir(input_path):
     sets_path = os.path.join(input_path, "sets.jsonl")
@@ -149,6 +181,8 @@ def load(input_path: str, features_path: str | None = None,
   sets = read_sets(sets_path)
   if image_dir:
     sets = attach_images(sets, image_dir)
+  if set_image_dir:
+    sets = attach_set_images(sets, set_image_dir)
   return raw_dataset.RawDataset(
       name="generic", sets=sets, item_ids=item_ids, features=features,
       features_origin=features_path)

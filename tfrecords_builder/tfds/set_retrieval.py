@@ -43,6 +43,8 @@ Put the raw files of the config's source in manual_dir (nothing is downloaded):
                      and features.npz keyed by furniture_id (or a config with an encoder)
   iqon3000           the IQON3000 root (<user>/<coordinate>/<coordinate>.json) and
                      features.npz keyed by itemId (or a config with an encoder)
+  polyvore_outfits   the archive's polyvore_outfits/ folder (metadata, images/,
+                     nondisjoint/, disjoint/) and features.npz keyed by item_id
   reference_pickles  train.pkl, validation.pkl, test.pkl of the original code
   synthetic          nothing (generated from the config's seed)
 Pass it as tfds.download.DownloadConfig(manual_dir=...)."""
@@ -55,8 +57,8 @@ class SetRetrievalConfig(tfds.core.BuilderConfig):
   Attributes:
     source: Registered source name (`sources.SOURCES`).
     features, image_dir, encoder, encoder_path, encoder_batch_size, seed, l2_normalize,
-      min_set_size, synthetic: As in `config_lib.BuilderConfig`; relative paths are
-      taken inside `manual_dir`.
+      min_set_size, synthetic, polyvore_version, polyvore_categories: As in
+      `config_lib.BuilderConfig`; relative paths are taken inside `manual_dir`.
   """
 
   source: str = "generic"
@@ -69,6 +71,8 @@ class SetRetrievalConfig(tfds.core.BuilderConfig):
   l2_normalize: bool = True
   min_set_size: int = 2
   synthetic: synthetic.SyntheticConfig = synthetic.SyntheticConfig()
+  polyvore_version: str = "nondisjoint"
+  polyvore_categories: str = "semantic"
 
   def builder_config(self, manual_dir: str) -> config_lib.BuilderConfig:
     """The shard builder's config reading `manual_dir` (validated)."""
@@ -83,7 +87,8 @@ class SetRetrievalConfig(tfds.core.BuilderConfig):
         encoder=self.encoder, encoder_path=inside(self.encoder_path),
         encoder_batch_size=self.encoder_batch_size, seed=self.seed,
         l2_normalize=self.l2_normalize, min_set_size=self.min_set_size,
-        synthetic=self.synthetic)
+        synthetic=self.synthetic, polyvore_version=self.polyvore_version,
+        polyvore_categories=self.polyvore_categories)
     config.validate()
     return config
 
@@ -103,6 +108,8 @@ class SetRetrieval(tfds.core.GeneratorBasedBuilder):
       _config("synthetic", "Embedded SYNTHETIC sets (3,000 sets, K=11, D=64, seed 0)"),
       _config("deepfurniture", "DeepFurniture scenes, features.npz keyed by furniture_id",
               features="features.npz"),
+      _config("polyvore_outfits", "Polyvore Outfits (nondisjoint, 11 semantic types, the "
+              "files' splits), features.npz keyed by item_id", features="features.npz"),
       _config("iqon3000", "IQON3000 outfits, features.npz keyed by itemId",
               features="features.npz"),
       _config("reference_pickles", "Split pickles of the original SetRetrieval code"),

@@ -8,11 +8,37 @@ import pytest
 from keras_models.conditional import metrics
 from keras_models.conditional import networks
 from keras_models.conditional import search_run
+from keras_models.metrics import streaming
 
 
 def _unit(rows, rng, dim=4):
   vectors = rng.normal(size=(rows, dim))
   return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("query_chunk_size, chunk_size", [(3, 7), (2048, 8192)])
+def test_retrieve_in_chunks_matches_brute_force(query_chunk_size, chunk_size):
+  rng = np.random.default_rng(1)
+  gallery, categories = _unit(61, rng), rng.integers(1, 4, size=61).astype(np.int32)
+  categories[[5, 40]] = 4  # Two items only: lists filtered to category 4 get empty slots.
+  queries = rng.normal(size=(17, 4)).astype(np.float32)
+  # Every query's own nearest row is excluded, so exclusion changes every unfiltered list.
+  excluded = np.argmax(queries @ gallery.T, axis=1).astype(np.int32)
+  excluded[:3] = -1
+  only = rng.choice([-1, 1, 2, 3, 4], size=17).astype(np.int32)
+  only[:2] = -1
+  only[2:4] = 4
+  rows, valid = metrics.retrieve(queries, excluded, only, gallery, categories, 6,
+                                 streaming.ChunkedRanker(query_chunk_size), chunk_size)
+  assert rows.shape == valid.shape == (17, 6)
+  normalised = queries.astype(np.float64) / np.linalg.norm(queries, axis=1, keepdims=True)
+  for q in range(17):
+    candidates = [g for g in np.argsort(-(gallery @ normalised[q]), kind="stable")
+                  if g != excluded[q] and (only[q] < 0 or categories[g] == only[q])]
+    np.testing.assert_array_equal(rows[q][valid[q]], candidates[:6], err_msg=f"query {q}")
+    assert valid[q].sum() == min(6, len(candidates))
+    assert (rows[q][~valid[q]] == 0).all()
+  assert (~valid[2:4]).any()
 
 
 def test_retrieve_and_metrics_match_brute_force():
@@ -22,8 +48,7 @@ def test_retrieve_and_metrics_match_brute_force():
   queries = rng.normal(size=(8, 4)).astype(np.float32)
   excluded = rng.integers(-1, 30, size=8).astype(np.int32)
   only = np.array([-1, 1, 2, 3, -1, 3, 2, 1], np.int32)
-  rows, valid = (t.numpy() for t in metrics.retrieve(queries, excluded, only, gallery,
-                                                     categories, 5))
+  rows, valid = metrics.retrieve(queries, excluded, only, gallery, categories, 5)
   normalised = queries / np.linalg.norm(queries, axis=1, keepdims=True)
   for q in range(8):
     candidates = [g for g in np.argsort(-(gallery @ normalised[q]), kind="stable")

@@ -30,8 +30,9 @@ def reference_infonce(predictions, features, categories, mask, tau, cand_feature
                       exclude_same_set=True, item_ids=None, cand_item_ids=None):
   """Plain-loop InfoNCE in float64; returns (loss_sum, num_valid).
 
-  With item ids, a candidate holding the target's own item (met in another set) is
-  not a negative.
+  Each valid target lists its negatives one by one: valid candidates of its category
+  in another set (any set but its own slot when not `exclude_same_set`) and, with item
+  ids, holding another item. A target with no negative is not counted.
   """
   if cand_features is None:
     cand_features, cand_categories, cand_mask = features, categories, mask
@@ -45,18 +46,23 @@ def reference_infonce(predictions, features, categories, mask, tau, cand_feature
       c = categories[b, s]
       if not mask[b, s] or c == 0:
         continue
-      same_category = [(m, t) for m in range(num_sets) for t in range(set_size)
-                       if cand_mask[m, t] and cand_categories[m, t] == c]
-      if len(same_category) < 2:
-        continue
       positive = (b + offset, s)
-      kept = [(m, t) for m, t in same_category
-              if (m, t) == positive or not (
-                  (exclude_same_set and m == b + offset)
-                  or (item_ids is not None and cand_item_ids[m, t] == item_ids[b, s]))]
+      negatives = []
+      for m in range(num_sets):
+        for t in range(set_size):
+          if (m, t) == positive or not cand_mask[m, t] or cand_categories[m, t] != c:
+            continue
+          if exclude_same_set and m == b + offset:
+            continue
+          if item_ids is not None and cand_item_ids[m, t] == item_ids[b, s]:
+            continue
+          negatives.append((m, t))
+      if not negatives:
+        continue
       p = _normalize(predictions[b, c - 1])
-      logits = np.array([p @ cand_features[m, t] / tau for m, t in kept])
       positive_logit = p @ cand_features[positive] / tau
+      logits = np.array([positive_logit] + [p @ cand_features[m, t] / tau
+                                            for m, t in negatives])
       top = logits.max()
       loss_sum += top + np.log(np.exp(logits - top).sum()) - positive_logit
       num_valid += 1
@@ -122,6 +128,26 @@ class CategoryInfonceTest(tf.test.TestCase):
         predictions, features, categories, mask, TAU)[0], rtol=1e-5)
     # Category 2 (row 1) appears once, so its prediction gets no gradient.
     self.assertAllEqual(grad[0, 1], np.zeros_like(grad[0, 1]))
+
+  def test_target_without_negatives_is_not_counted(self):
+    # Set 0's two category-1 items only meet each other (same set): no negatives.
+    # Category 2: item 5 sits in sets 0 and 1, item 6 in set 1. Without item ids the
+    # three category-2 targets have a negative; with them, set 1's item 5 has none
+    # (its only other-set candidate is item 5 itself), so 2 targets count.
+    categories = np.array([[1, 1, 2], [2, 2, 0]], np.int32)
+    item_ids = np.array([[0, 1, 5], [5, 6, -1]], np.int32)
+    predictions, features, categories, mask = make_batch(10, categories=categories)
+    features[1, 0] = features[0, 2]
+    for ids, want_count in ((None, 3), (item_ids, 2)):
+      loss_sum, num_valid, grad = loss_and_grad(predictions, features, categories, mask,
+                                                TAU, target_item_index=ids)
+      want_sum, oracle_count = reference_infonce(predictions, features, categories, mask,
+                                                 TAU, item_ids=ids)
+      self.assertEqual(oracle_count, want_count)
+      self.assertEqual(num_valid, want_count)
+      self.assertAllClose(loss_sum, want_sum, rtol=1e-5)
+      # Set 0's category-1 prediction has no loss term, hence no gradient.
+      self.assertAllEqual(grad[0, 0], np.zeros_like(grad[0, 0]))
 
   def test_padding_values_do_not_matter(self):
     predictions, features, categories, mask = make_batch(4)

@@ -146,3 +146,44 @@ def test_collage_as_array_errors_name_the_file(tmp_path):
   junk.write_bytes(b"junk")
   with pytest.raises(ValueError, match="junk.jpg: not a readable image"):
     collages.collage_as_array(str(junk))
+
+
+def test_set_photo_box_by_hand():
+  # THUMB 64: cell 76; tile (r, c) at left 8 + 84 c, top 40 + 102 r. A 3 x 4 grid ends at
+  # x 8 + 3 * 84 + 76 = 336 and y 40 + 2 * 102 + 76 = 320, so the photo may be 280 tall
+  # from x 336 + 16 = 352, at most 4 * 76 + 3 * 8 = 328 wide.
+  assert collages.set_photo_box(3, 4, THUMB, 1.5) == (352, 40, 352 + 328, 40 + 219)
+  assert collages.set_photo_box(3, 4, THUMB, 0.5) == (352, 40, 352 + 140, 320)
+
+
+def test_set_photo_stands_right_of_the_rows(tmp_path, photos):
+  room = tmp_path / "room.png"
+  Image.new("RGB", (300, 200), (0, 0, 255)).save(room)
+  path = tmp_path / "with_room.jpg"
+  targets = [collages.TargetRow(image=photos[1], category="sofa",
+                                retrieved=[(photos[2], 0.9, False), (photos[1], 0.8, True),
+                                           (photos[3], 0.7, False)]),
+             collages.TargetRow(image=photos[3], category="lamp",
+                                retrieved=[(photos[3], 0.6, True)])]
+  collages.write_collage(str(path), "t", [(photos[0], "chair")], targets, thumb_size=THUMB,
+                         set_image=str(room))
+  array = collages.collage_as_array(str(path))
+  left, top, right, bottom = collages.set_photo_box(3, 4, THUMB, 1.5)
+  assert array.shape[1] == right + collages.GAP
+  inner = array[top + 2:bottom - 2, left + 2:right - 2].reshape(-1, 3).astype(int)
+  np.testing.assert_allclose(inner.mean(axis=0), [0, 0, 255], atol=8)
+  # The grid is where it is without a photo: the same tiles, pixel for pixel (JPEG aside).
+  plain = tmp_path / "plain.jpg"
+  collages.write_collage(str(plain), "t", [(photos[0], "chair")], targets, thumb_size=THUMB)
+  without = collages.collage_as_array(str(plain))
+  assert np.abs(_thumbnail_crop(array, 1, 2) - _thumbnail_crop(without, 1, 2)).mean() < 3
+  assert all(_is_green(_pixel(array, p)) for p in _frame_points(1, 2))
+  # An unreadable set photo costs only the photo: a placeholder in its place.
+  broken = tmp_path / "broken.jpg"
+  broken.write_bytes(b"not a photo")
+  collages.write_collage(str(path), "t", [(photos[0], "chair")], targets, thumb_size=THUMB,
+                         set_image=str(broken))
+  array = collages.collage_as_array(str(path))
+  left, top, right, bottom = collages.set_photo_box(3, 4, THUMB, 1.0)
+  corner = array[top + 2:top + 8, left + 2:left + 8].reshape(-1, 3)
+  np.testing.assert_allclose(corner.mean(axis=0), collages.PLACEHOLDER_COLOR, atol=6)

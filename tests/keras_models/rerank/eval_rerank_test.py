@@ -12,13 +12,12 @@ import pytest
 
 import eval_main
 from flags import train_flags
-from keras_models import configs
 from keras_models import data_files
 from keras_models import evaluator as evaluator_lib
 from keras_models.models import builder
-from keras_models.rerank import icfrr
 from keras_models.rerank import list_metrics
 from tests import tiny_data
+from tests.keras_models.rerank import icfrr_oracle
 
 FLAGS = flags.FLAGS
 ROOT = tiny_data.ROOT
@@ -56,6 +55,7 @@ def test_eval_main_writes_the_icfrr_report(tmp_path, monkeypatch, capsys):
   with open(os.path.join(out, "metrics.json"), encoding="utf-8") as stream:
     plain = json.load(stream)["methods"]["run"]["micro"]
   assert report["synthetic"] is True and report["icfrr"]["k_g"] == 4
+  assert set(report["seconds"]) == {"task", "category_level"}
   task, category_level = report["protocols"]["task"], report["protocols"]["category_level"]
   assert len(task) == len(category_level) == 3
   # Iteration 0 is the plain evaluation (random float features: no exact ties).
@@ -69,11 +69,11 @@ def test_eval_main_writes_the_icfrr_report(tmp_path, monkeypatch, capsys):
   expected = list_metrics.summarize(hits)
   for name, value in expected.items():
     assert category_level[0][name] == pytest.approx(value, abs=1e-5), name
-  # After re-ranking: the library on the same inputs (its maths is checked in icfrr_test).
-  config = configs.IcfrrConfig(k_g=4, k_q=3, beta=1.0, iterations=2)
-  scores = icfrr.initial_scores(vectors, evaluator.gallery_features, config.score)
-  final = list(icfrr.rerank(scores, icfrr.neighbour_table(evaluator.gallery_features, 4),
-                            config))[-1]
+  # After re-ranking: the dense NumPy maths (the default shortlist covers this gallery).
+  assert report["icfrr"]["shortlist"] >= len(evaluator.gallery_rows)
+  scores = icfrr_oracle.initial_scores(vectors, evaluator.gallery_features, "neg_euclidean")
+  final = icfrr_oracle.rerank(scores, evaluator.gallery_features, 4, 3, 1.0, 2,
+                              "positional")[-1]
   hits = evaluator.gallery_categories[final] == evaluator.targets.categories[:, None]
   assert category_level[2]["map_all"] == pytest.approx(
       list_metrics.summarize(hits)["map_all"], abs=1e-5)

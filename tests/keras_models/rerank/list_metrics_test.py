@@ -49,3 +49,16 @@ def test_summary_matches_numpy_oracle():
   assert summary["precision_at_25"] == pytest.approx(hits[:, :25].mean(), abs=1e-6)
   assert summary["mrr"] == pytest.approx(
       np.mean([1 / (1 + np.argmax(r)) if r.any() else 0 for r in hits]), abs=1e-6)
+
+
+def test_truncated_ap_divides_by_the_relevant_items_of_the_whole_gallery():
+  # Row 1: (1/1 + 2/3) over R = 4 relevant in the gallery; row 2: 1/4 over R = 1; row 3: 0.
+  np.testing.assert_allclose(
+      list_metrics.average_precision_truncated(HITS, np.array([4, 1, 3])).numpy(),
+      [(1 + 2 / 3) / 4, 0.25, 0.0], atol=1e-6)
+  values = list_metrics.per_query(HITS, map_cutoff=2, precision_ks=(2,),
+                                  relevant_counts=np.array([2, 1, 0]))
+  assert set(values) == {"map_all_truncated", "map_2_within_top", "precision_at_2", "mrr"}
+  # With R equal to the relevant items in the list it is map_all.
+  np.testing.assert_allclose(values["map_all_truncated"],
+                             list_metrics.average_precision_all(HITS).numpy(), atol=1e-6)
