@@ -18,7 +18,8 @@ _PAIR_UNITS = ("pairs/s",)
 _EXTRAS = ("step_seconds", "val_seconds", "epoch_seconds_extrapolated",
            "negative_table_seconds", "eval_model_seconds", "eval_rank_seconds",
            "eval_ridge_fit_seconds", "eval_baselines_seconds", "startup_seconds",
-           "page_first_load_seconds", "complete_p50_ms")
+           "page_first_load_seconds", "complete_p50_ms", "icfrr_task_seconds",
+           "icfrr_category_seconds", "icfrr_gallery")
 
 
 def _number(value: Any) -> float:
@@ -51,27 +52,36 @@ def table(frame: pd.DataFrame) -> str:
   if "error" not in frame:
     frame = frame.assign(error="")
   lines = ["| preset | sets | stage | seconds | peak RSS MB | disk MB | rate | unit | "
-           "time/unit vs smallest | of matmul | notes |", "|" + "---|" * 11]
+           "time/unit vs smallest | vs previous size | of matmul | notes |", "|" + "---|" * 12]
   for (preset, stage), group in frame.groupby(["preset", "stage"], sort=False):
     dims = frame[(frame.preset == preset) & (frame.stage == "build")].get("feature_dim")
     dim = float(dims.dropna().iloc[0]) if dims is not None and dims.notna().any() else 512.0
     group = group.sort_values("num_sets")
     ok = group[group.error.isna() | (group.error == "")]
     smallest = _number(ok.rate.iloc[0]) if len(ok) else math.nan
+    previous = math.nan
     for _, row in group.iterrows():
       if isinstance(row.get("error"), str) and row["error"]:
-        lines.append(f"| {preset} | {row.num_sets} | {stage} | failed | | | | | | | "
+        lines.append(f"| {preset} | {row.num_sets} | {stage} | failed | | | | | | | | "
                      f"{row['error'][:80]} |")
+        previous = math.nan
         continue
-      relative = smallest / _number(row.rate) if _number(row.rate) else math.nan
+      rate = _number(row.rate)
+      relative = smallest / rate if rate else math.nan
+      step = previous / rate if rate else math.nan
+      previous = rate
       notes = "; ".join(f"{k} {row[k]:g}" for k in _EXTRAS
                         if k in row and not math.isnan(_number(row[k])))
       lines.append(
           f"| {preset} | {row.num_sets} | {stage} | {_number(row.seconds):.1f} | "
           f"{_number(row.peak_rss_mb):.0f} | {_number(row.disk_mb):.0f} | "
-          f"{_number(row.rate):.4g} | {row.unit} | x{relative:.2f} | "
+          f"{rate:.4g} | {row.unit} | x{relative:.2f} | {_ratio(step)} | "
           f"{_format(_of_matmul(row, dim))} | {notes} |")
   return "\n".join(lines)
+
+
+def _ratio(value: float) -> str:
+  return "" if math.isnan(value) else f"x{value:.2f}"
 
 
 def _format(value: float) -> str:

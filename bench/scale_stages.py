@@ -143,6 +143,8 @@ def _history(model_dir: str) -> dict[str, float]:
 
 def _train(context: Context, stage: str, method: str) -> dict[str, Any]:
   model_dir = context.run_dir(method)
+  # A fresh run every time: a finished run folder would make train_main resume, not train.
+  shutil.rmtree(model_dir, ignore_errors=True)
   measured = _measure(context, stage, _python(
       "train_main.py", f"--flagfile={context.preset.experiment(method)}",
       f"--data_dir={context.data_dir}", f"--model_dir={model_dir}", "--epochs=1",
@@ -163,7 +165,10 @@ def _train(context: Context, stage: str, method: str) -> dict[str, Any]:
     pairs = float(np.sum(np.bincount(categories).astype(np.float64) ** 2))
     extra.update(negative_table_seconds=round(history["time/negative_table_seconds"], 2),
                  negative_table_items=len(categories), negative_table_pairs=pairs)
-  return _row(context, stage, measured, context.train_steps, "steps/s", model_dir, **extra)
+  row = _row(context, stage, measured, context.train_steps, "steps/s", model_dir, **extra)
+  # The unit of training work is the step: its rate is the median step's, not the process's
+  # (start-up, the first step's tracing and validation are reported beside it).
+  return {**row, "rate": round(1.0 / step, 3) if step else float("nan")}
 
 
 def _train_categories(context: Context) -> np.ndarray:
@@ -202,9 +207,27 @@ def evaluate(context: Context) -> dict[str, Any]:
   return _eval_row(context, "eval", _measure(context, "eval", _eval_command(context)))
 
 
+def icfrr_row(row: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
+  """An eval row turned into ICFRR's: queries re-ranked per second of ICFRR (both protocols).
+
+  `seconds` and the memory stay the whole eval_main process's (ICFRR runs after the plain
+  evaluation in it); `report` is its rerank_icfrr.json.
+  """
+  seconds = report["seconds"]
+  spent = float(sum(seconds.values()))
+  return {**row, "work": float(report["num_queries"]), "unit": "queries/s (ICFRR)",
+          "rate": round(report["num_queries"] / max(spent, 1e-9), 3),
+          "icfrr_task_seconds": seconds.get("task"),
+          "icfrr_category_seconds": seconds.get("category_level"),
+          "icfrr_gallery": report["gallery_size"]}
+
+
 def icfrr(context: Context) -> dict[str, Any]:
-  return _eval_row(context, "icfrr", _measure(context, "icfrr",
-                                              _eval_command(context, "--rerank=icfrr")))
+  row = _eval_row(context, "icfrr", _measure(context, "icfrr",
+                                             _eval_command(context, "--rerank=icfrr")))
+  path = os.path.join(context.run_dir("cst"), "eval", "test", "rerank_icfrr.json")
+  with open(path, encoding="utf-8") as stream:
+    return icfrr_row(row, json.load(stream))
 
 
 def _index(context: Context, stage: str, backend: str) -> dict[str, Any]:

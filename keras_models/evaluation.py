@@ -117,8 +117,10 @@ def run(config: configs.EvalConfig) -> EvalResult:
                  "pairs_ranked": evaluator.pairs_ranked,
                  "rank_seconds": round(evaluator.rank_seconds, 3)}}
   table = tables.write_all(output_dir, config, manifest, evaluator, summaries, notes)
+  retrieval = {name: {key[len("micro/"):]: value for key, value in summary.items()
+                     if key.startswith("micro/")} for name, summary in summaries.items()}
   table += "\n" + outfit_protocols.report(config, manifest, evaluator.table, encoder, method,
-                                          output_dir)
+                                          output_dir, retrieval)
   figures.write_figures(output_dir, config, manifest, evaluator, method, summaries, vectors)
   if config.rerank == "icfrr":
     table += "\n\n" + rerank_report.write(output_dir, config, manifest, evaluator, method,

@@ -175,29 +175,50 @@ def evaluate(predict: Predictor, table: data_files.ItemTable,
   return result
 
 
+RETRIEVAL_COLUMNS = (("top_5_percent", "Top-5%"), ("top_10_percent", "Top-10%"),
+                     ("top_20_percent", "Top-20%"), ("mrr", "MRR"))
+
+
+def _retrieval_cells(values: dict) -> str:
+  """The method's micro Top-K % and MRR from the retrieval evaluation, blank without them."""
+  retrieval = values.get("retrieval") or {}
+  cells = []
+  for key, _ in RETRIEVAL_COLUMNS:
+    if key not in retrieval:
+      cells.append(f"{'':>7}")
+    else:
+      cells.append(f"{retrieval[key]:7.4f}" if key == "mrr" else f"{100 * retrieval[key]:7.2f}")
+  return " ".join(cells)
+
+
 def protocol_table(document: dict) -> str:
-  """Method rows x FITB (%), compatibility AUC and Recall@k (%), with the protocol notes."""
+  """Method rows x Top-K % and MRR (the retrieval protocol, when given), FITB (%),
+  compatibility AUC and Recall@k (%): the field's protocols in one table, with notes."""
   ks = document["recall_ks"]
   width = max(14, *(len(m) for m in document["methods"]))
-  title = f"{'method':<{width}} | {'FITB':>7} {'AUC':>7} " + " ".join(
-      f"{f'R@{k}':>7}" for k in ks)
+  title = (f"{'method':<{width}} | " + " ".join(f"{name:>7}" for _, name in RETRIEVAL_COLUMNS)
+           + f" | {'FITB':>7} {'AUC':>7} " + " ".join(f"{f'R@{k}':>7}" for k in ks))
   lines = [f"Outfit protocols on {document['data']}, split {document['split']}: questions "
            f"{document['questions']}; {document['num_fitb']} FITB questions (chance 25 %), "
            f"{document['num_compatibility']} compatibility outfits "
            f"({document['num_compatibility_real']} real)", "", title, "-" * len(title)]
   for method, values in document["methods"].items():
-    lines.append(f"{method:<{width}} | {100 * values['fitb']:7.2f} "
-                 f"{values['compatibility_auc']:7.4f} " + " ".join(
+    lines.append(f"{method:<{width}} | {_retrieval_cells(values)} | "
+                 f"{100 * values['fitb']:7.2f} {values['compatibility_auc']:7.4f} " + " ".join(
                      f"{100 * values['recall_at_k'][k]:7.2f}" for k in ks))
-  lines += ["", "FITB and R@k in percent; AUC: ROC AUC of the leave-one-out outfit score; "
+  lines += ["", "Top-K % (of the category's gallery) and MRR: the retrieval protocol above, "
+            "micro; FITB and R@k in percent; AUC: ROC AUC of the leave-one-out outfit score; "
             f"R@k: {document['recall_gallery']}"]
   return "\n".join(lines) + "\n"
 
 
 def report(config: configs.EvalConfig, manifest: data_files.Manifest,
            table: data_files.ItemTable, encoder: keras.Model, method: str,
-           output_dir: str) -> str:
+           output_dir: str, retrieval: dict[str, dict[str, float]] | None = None) -> str:
   """Scores the model and the baselines on the split's questions; writes REPORT and TABLE.
+
+  `retrieval` (method -> micro metrics of the retrieval evaluation) puts each method's
+  Top-K % and MRR in the same rows, so one table holds every protocol.
 
   Returns:
     The protocol table, or a one-line note when the shards have no questions for the split.
@@ -217,6 +238,10 @@ def report(config: configs.EvalConfig, manifest: data_files.Manifest,
   methods = {name: evaluate(predict, table, questions, gallery, config.recall_ks,
                             config.batch_size, config.gallery_chunk_size, ranker)
              for name, predict in predictors.items()}
+  for name, values in methods.items():
+    if retrieval and name in retrieval:
+      values["retrieval"] = {key: float(retrieval[name][key]) for key, _ in RETRIEVAL_COLUMNS
+                             if key in retrieval[name]}
   document = {
       "data": manifest.data_label(), "synthetic": manifest.synthetic,
       "split": config.split, "questions": questions.label,

@@ -66,9 +66,19 @@ def test_table_relative_time_per_unit_and_matmul_share():
            for line in text.splitlines()[2:]}
   # Time per set grew from 1/1000 to 1/666.7 s: x1.50; eval's 1e7 pairs/s x 2 x 512 FLOPs
   # is half of 20.48 GFLOP/s.
-  assert "x1.50" in lines[("300000", "build")]
+  assert "| x1.50 | x1.50 |" in lines[("300000", "build")]
   assert "| 0.50 |" in lines[("300000", "eval")]
   assert "failed" in lines[("300000", "serve")]
+
+
+def test_icfrr_row_rates_queries_over_icfrr_seconds_only():
+  eval_row = {"stage": "icfrr", "seconds": 100.0, "work": 5e6, "unit": "pairs/s", "rate": 1e6}
+  report = {"num_queries": 600, "gallery_size": 50, "seconds": {"task": 1.0,
+                                                                "category_level": 2.0}}
+  row = scale_stages.icfrr_row(eval_row, report)
+  assert (row["work"], row["unit"], row["rate"]) == (600.0, "queries/s (ICFRR)", 200.0)
+  assert (row["icfrr_task_seconds"], row["icfrr_category_seconds"]) == (1.0, 2.0)
+  assert row["seconds"] == 100.0
 
 
 def test_figure_is_written(tmp_path):

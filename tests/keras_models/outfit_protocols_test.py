@@ -134,7 +134,21 @@ def test_printed_table_and_report(evaluated):
   assert document["num_fitb"] == 4 and document["num_compatibility"] == 8
   assert "among all 13 items of the test item table" in document["recall_gallery"]
   with open(os.path.join(result.output_dir, outfit_protocols.TABLE)) as stream:
-    assert stream.read() in table
+    protocols = stream.read()
+  assert protocols in table
+  # One table holds every protocol: each method's Top-K % and MRR are the retrieval
+  # evaluation's micro figures (metrics.json), beside its FITB, AUC and R@k.
+  with open(os.path.join(result.output_dir, "metrics.json")) as stream:
+    retrieval = json.load(stream)["methods"]
+  header = next(line for line in protocols.splitlines() if line.startswith("method"))
+  assert header.split()[2:7] == ["Top-5%", "Top-10%", "Top-20%", "MRR", "|"]
+  for method in ("cst", "random", "category_mean", "query_mean"):
+    micro = retrieval[method]["micro"]
+    row = next(line for line in protocols.splitlines() if line.startswith(method + " "))
+    cells = row.split("|")[1].split()
+    assert cells == [f"{100 * micro['top_5_percent']:.2f}", f"{100 * micro['top_10_percent']:.2f}",
+                     f"{100 * micro['top_20_percent']:.2f}", f"{micro['mrr']:.4f}"]
+    assert document["methods"][method]["retrieval"]["mrr"] == pytest.approx(micro["mrr"])
 
 
 def test_shards_without_questions_get_a_note(evaluated, tmp_path):
