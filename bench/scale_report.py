@@ -103,12 +103,13 @@ def figure(frame: pd.DataFrame, path: str) -> None:
       group = group.sort_values("num_sets")
       axes_row[0].plot(group.num_sets, group.seconds, marker="o", label=stage)
       axes_row[1].plot(group.num_sets, group.peak_rss_mb, marker="o", label=stage)
-    for ax, what in zip(axes_row, ("wall time (s)", "peak RSS of the process tree (MB)")):
+    for ax, what, short in zip(axes_row, ("wall time (s)", "peak RSS of the process tree (MB)"),
+                               ("wall time", "peak memory")):
       ax.set_xscale("log")
       ax.set_yscale("log")
       ax.set_xlabel("sets")
       ax.set_ylabel(what)
-      ax.set_title(f"{preset} preset (SYNTHETIC): {what}")
+      ax.set_title(f"{preset} preset (SYNTHETIC): {short}")
       ax.grid(True, which="both", alpha=0.3)
     axes_row[0].legend(fontsize=8, ncol=2)
   fig.tight_layout()
