@@ -19,7 +19,8 @@ _EXTRAS = ("step_seconds", "val_seconds", "epoch_seconds_extrapolated",
            "negative_table_seconds", "eval_model_seconds", "eval_rank_seconds",
            "eval_ridge_fit_seconds", "eval_baselines_seconds", "startup_seconds",
            "page_first_load_seconds", "complete_p50_ms", "icfrr_task_seconds",
-           "icfrr_category_seconds", "icfrr_gallery")
+           "icfrr_category_seconds", "icfrr_gallery", "conditional_queries",
+           "conditional_gallery")
 
 
 def _number(value: Any) -> float:
@@ -114,5 +115,5 @@ def figure(frame: pd.DataFrame, path: str) -> None:
     axes_row[0].legend(fontsize=8, ncol=2)
   fig.tight_layout()
   with atomic_io.atomic_path(path) as temp_path:
-    fig.savefig(temp_path, dpi=110, format="png")
+    fig.savefig(temp_path, dpi=85, format="png")
   plt.close(fig)
