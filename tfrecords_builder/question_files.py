@@ -28,6 +28,7 @@ import os
 from typing import Any, Iterable
 
 from tfrecords_builder import atomic_io
+from tfrecords_builder import json_files
 
 FOLDER = "questions"
 PROVENANCE = "questions.json"
@@ -100,11 +101,7 @@ def parse_token(text: Any, where: str) -> tuple[str, int]:
 def _load_json(path: str) -> Any:
   if not os.path.isfile(path):
     raise FileNotFoundError(f"{path}: question file not found")
-  try:
-    with open(path, "rb") as stream:
-      return json.loads(stream.read().decode("utf-8"))
-  except (json.JSONDecodeError, UnicodeDecodeError) as error:
-    raise ValueError(f"{path}: not valid JSON ({error})") from None
+  return json_files.read(path)
 
 
 def _string_list(value: Any, where: str, field: str) -> tuple[str, ...]:
@@ -123,21 +120,18 @@ def read_outfits(path: str) -> list[Outfit]:
     where = f"{path}: outfit {number}"
     if not isinstance(record, dict) or not isinstance(record.get("items"), list):
       raise ValueError(f"{where}: must be an object with a list 'items'")
-    set_id = record.get("set_id")
-    if isinstance(set_id, bool) or not isinstance(set_id, (str, int)) or set_id == "":
-      raise ValueError(f"{where}: field 'set_id' must be a non-empty string")
+    set_id = json_files.identity(record.get("set_id"), where, "set_id")
     items = []
     for position, item in enumerate(record["items"]):
       here = f"{where} (set_id {set_id}): items[{position}]"
       if not isinstance(item, dict):
         raise ValueError(f"{here}: must be an object")
-      item_id, index = item.get("item_id"), item.get("index")
-      if isinstance(item_id, bool) or not isinstance(item_id, (str, int)) or item_id == "":
-        raise ValueError(f"{here}: field 'item_id' must be a non-empty string")
+      item_id = json_files.identity(item.get("item_id"), here, "item_id")
+      index = item.get("index")
       if isinstance(index, bool) or not isinstance(index, int) or index < 0:
         raise ValueError(f"{here}: field 'index' must be an integer >= 0, got {index!r}")
-      items.append((str(item_id), index))
-    outfits.append(Outfit(str(set_id), tuple(items)))
+      items.append((item_id, index))
+    outfits.append(Outfit(set_id, tuple(items)))
   return outfits
 
 

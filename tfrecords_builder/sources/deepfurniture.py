@@ -39,6 +39,7 @@ from typing import Any, Sequence
 from absl import logging
 import numpy as np
 
+from tfrecords_builder import json_files
 from tfrecords_builder import raw_dataset
 from tfrecords_builder.sources import image_features
 
@@ -57,21 +58,6 @@ class Scene:
   group: str
   items: tuple[str, ...]
   origin: str
-
-
-def _read_json(path: str) -> Any:
-  try:
-    with open(path, "rb") as stream:
-      return json.loads(stream.read().decode("utf-8"))
-  except (json.JSONDecodeError, UnicodeDecodeError) as error:
-    raise ValueError(f"{path}: not valid JSON ({error})") from None
-
-
-def _identity(value: Any, where: str, field: str) -> str:
-  if isinstance(value, bool) or not isinstance(value, (int, str)) or value == "":
-    raise ValueError(f"{where}: field '{field}' must be an int or a non-empty string, "
-                     f"got {value!r}")
-  return str(value)
 
 
 def read_scenes(scenes_dir: str, counts: collections.Counter
@@ -94,18 +80,18 @@ def read_scenes(scenes_dir: str, counts: collections.Counter
     if not os.path.isfile(path):
       counts["scenes_without_annotation"] += 1
       continue
-    record = _read_json(path)
+    record = json_files.read(path)
     if not isinstance(record, dict) or not isinstance(record.get("instances"), list):
       raise ValueError(f"{path}: field 'instances' must be a list")
     scene = record.get("scene")
     task = scene.get("sceneTaskID") if isinstance(scene, dict) else None
-    group = scene_id if task is None else _identity(task, path, "scene.sceneTaskID")
+    group = scene_id if task is None else json_files.identity(task, path, "scene.sceneTaskID")
     items, seen = [], set()
     for index, instance in enumerate(record["instances"]):
       where = f"{path}: instances[{index}]"
       if not isinstance(instance, dict):
         raise ValueError(f"{where}: must be an object, got {type(instance).__name__}")
-      item = _identity(instance.get("identityID"), where, "identityID")
+      item = json_files.identity(instance.get("identityID"), where, "identityID")
       category = instance.get("categoryID")
       if isinstance(category, bool) or not isinstance(category, int):
         raise ValueError(f"{where}: field 'categoryID' must be an int, got {category!r}")
@@ -139,7 +125,7 @@ def read_furnitures(path: str) -> tuple[set[str], dict[int, str]]:
         raise ValueError(f"{where}: not valid JSON ({error})") from None
       if not isinstance(record, dict):
         raise ValueError(f"{where}: a furniture must be a JSON object")
-      listed.add(_identity(record.get("furniture_id"), where, "furniture_id"))
+      listed.add(json_files.identity(record.get("furniture_id"), where, "furniture_id"))
       name = record.get("category_name", record.get("categoryName"))
       if isinstance(record.get("category_id"), int) and isinstance(name, str) and name.strip():
         names.setdefault(record["category_id"], name.strip())
@@ -148,7 +134,7 @@ def read_furnitures(path: str) -> tuple[set[str], dict[int, str]]:
 
 def read_category_names(path: str) -> dict[int, str]:
   """Reads categories.json: {id: name | {"name": ...}} or [{"id": .., "name": ..}, ...]."""
-  record = _read_json(path)
+  record = json_files.read(path)
   if isinstance(record, dict):
     entries = list(record.items())
   elif isinstance(record, list) and all(isinstance(e, dict) for e in record):

@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 import os
 from typing import Any
 
 from absl import logging
 import numpy as np
 
+from tfrecords_builder import json_files
 from tfrecords_builder import raw_dataset
 from tfrecords_builder.sources import image_features
 from tfrecords_builder.sources import iqon_categories
@@ -71,11 +71,7 @@ def _subfolders(folder: str) -> list[str]:
 
 
 def _read_items(path: str) -> list[tuple[str, dict[str, Any]]]:
-  try:
-    with open(path, "rb") as stream:
-      record = json.loads(stream.read().decode("utf-8"))
-  except (json.JSONDecodeError, UnicodeDecodeError) as error:
-    raise ValueError(f"{path}: not valid JSON ({error})") from None
+  record = json_files.read(path)
   if not isinstance(record, dict) or not isinstance(record.get("items"), list):
     raise ValueError(f"{path}: field 'items' must be a list")
   items = []
@@ -83,13 +79,10 @@ def _read_items(path: str) -> list[tuple[str, dict[str, Any]]]:
     where = f"{path}: items[{index}]"
     if not isinstance(item, dict):
       raise ValueError(f"{where}: must be an object, got {type(item).__name__}")
-    item_id = item.get("itemId")
-    if isinstance(item_id, bool) or not isinstance(item_id, (int, str)) or item_id == "":
-      raise ValueError(f"{where}: field 'itemId' must be an int or a non-empty string, "
-                       f"got {item_id!r}")
+    item_id = json_files.identity(item.get("itemId"), where, "itemId")
     if not isinstance(item.get("imgUrl", ""), (str, type(None))):
       raise ValueError(f"{where}: field 'imgUrl' must be a string")
-    items.append((str(item_id), item))
+    items.append((item_id, item))
   return items
 
 

@@ -33,13 +33,13 @@ Rules:
 from __future__ import annotations
 
 import csv
-import json
 import os
 from typing import Any
 
 from absl import logging
 import numpy as np
 
+from tfrecords_builder import json_files
 from tfrecords_builder import question_files
 from tfrecords_builder import raw_dataset
 from tfrecords_builder.sources import image_features
@@ -57,11 +57,7 @@ def _read_metadata(root: str) -> dict[str, Any]:
   if not os.path.isfile(path):
     raise FileNotFoundError(f"{path}: Polyvore item metadata not found (is --input the "
                             "polyvore_outfits folder?)")
-  try:
-    with open(path, "rb") as stream:
-      metadata = json.loads(stream.read().decode("utf-8"))
-  except (json.JSONDecodeError, UnicodeDecodeError) as error:
-    raise ValueError(f"{path}: not valid JSON ({error})") from None
+  metadata = json_files.read(path)
   if not isinstance(metadata, dict):
     raise ValueError(f"{path}: must hold an object keyed by item_id")
   return metadata
