@@ -34,7 +34,7 @@ import collections
 import dataclasses
 import json
 import os
-from typing import Any, Sequence
+from typing import Sequence
 
 from absl import logging
 import numpy as np
